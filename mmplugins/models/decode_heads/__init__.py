@@ -1,0 +1,1 @@
+"""mmplugins.models.decode_heads"""

@@ -1,1 +1,1 @@
-"""mmplugins.models.uda"""
+"""Unsupervised domain adaptation (DACS / DAFormer / MIC) for mmseg 1.x."""

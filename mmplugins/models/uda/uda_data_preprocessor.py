@@ -1,0 +1,97 @@
+"""Data preprocessor for (source, distortion view, target) UDA batches."""
+from contextlib import contextmanager
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+
+from mmplugins.registry import register_module
+
+#: key prefixes of the groups in a UDA batch (see docs/uda.md)
+UDA_GROUPS = ('', 'dist_', 'target_')
+
+
+@register_module('models', toolboxes=('mmseg', ))
+class UDADataPreProcessor(SegDataPreProcessor):
+    """``SegDataPreProcessor`` applied to each group of a UDA batch.
+
+    A UDA batch (from :class:`~mmplugins.datasets.UDADataset`) holds the
+    source (``inputs``/``data_samples``), optionally its distortion view
+    (``dist_inputs``/``dist_data_samples``, from ``DualBranchAug``) and the
+    target (``target_inputs``/``target_data_samples``). Each group is
+    normalised, padded to ``size`` and stacked like mmseg does for one group.
+    A plain batch (validation/test) is processed exactly like mmseg.
+
+    Args:
+        target_mean (Sequence[float], optional): Per-domain normalisation:
+            mean of the target camera (the 2023 solution measured source and
+            target statistics separately). Defaults to ``mean``.
+        target_std (Sequence[float], optional): Target std. Defaults to
+            ``std``.
+        test_domain (str): Statistics used for val/test batches, ``'target'``
+            (default: we evaluate on the target camera) or ``'source'``.
+        **kwargs: All arguments of mmseg's ``SegDataPreProcessor``.
+    """
+
+    def __init__(self,
+                 target_mean: Optional[Sequence[float]] = None,
+                 target_std: Optional[Sequence[float]] = None,
+                 test_domain: str = 'target',
+                 **kwargs):
+        super().__init__(**kwargs)
+        if (target_mean is None) != (target_std is None):
+            raise ValueError('UDADataPreProcessor: give both target_mean and '
+                             f'target_std or neither, got {target_mean} / '
+                             f'{target_std}')
+        if test_domain not in ('source', 'target'):
+            raise ValueError("test_domain must be 'source' or 'target', got "
+                             f'{test_domain!r}')
+        if target_mean is not None and not self._enable_normalize:
+            raise ValueError('target_mean/target_std need mean/std as well')
+        self.per_domain = target_mean is not None
+        self.test_domain = test_domain
+        if self.per_domain:
+            self.register_buffer(
+                'target_mean',
+                torch.tensor(target_mean).view(-1, 1, 1), False)
+            self.register_buffer('target_std',
+                                 torch.tensor(target_std).view(-1, 1, 1),
+                                 False)
+
+    def domain_stats(self, domain: str):
+        """(mean, std) as (1, C, 1, 1) tensors for 'source' or 'target'."""
+        if domain == 'target' and self.per_domain:
+            return self.target_mean[None], self.target_std[None]
+        if not self._enable_normalize:
+            one = torch.ones(1, 3, 1, 1, device=self.device)
+            return one * 0, one
+        return self.mean[None], self.std[None]
+
+    @contextmanager
+    def _use_domain(self, domain: str):
+        if domain != 'target' or not self.per_domain:
+            yield
+            return
+        mean, std = self.mean, self.std
+        self.mean, self.std = self.target_mean, self.target_std
+        try:
+            yield
+        finally:
+            self.mean, self.std = mean, std
+
+    def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
+        if 'target_inputs' not in data:
+            with self._use_domain(self.test_domain):
+                return super().forward(data, training)
+        out: Dict[str, Any] = {}
+        for prefix in UDA_GROUPS:
+            if prefix + 'inputs' not in data:
+                continue
+            group = dict(inputs=data[prefix + 'inputs'],
+                         data_samples=data.get(prefix + 'data_samples'))
+            domain = 'target' if prefix == 'target_' else 'source'
+            with self._use_domain(domain):
+                res = super().forward(group, training)
+            out[prefix + 'inputs'] = res['inputs']
+            out[prefix + 'data_samples'] = res['data_samples']
+        return out

@@ -1,0 +1,552 @@
+"""UDASegmentor: EMA teacher + DACS class-mix + ImageNet FD + MIC + dual branch.
+
+The whole UDA training step lives in this one class; every trick is a
+toggle in the config (see ``docs/uda.md``):
+
+=====================  ===================================  ==============
+trick                  config key                           off
+=====================  ===================================  ==============
+DACS class-mix         ``mix='class'``                      ``mix=None``
+ImageNet feature dist  ``imnet_feature_dist_lambda=0.005``  ``0``
+MIC masked images      ``mask_lambda=1``                    ``0``
+dual-branch distortion ``dual_branch_lambda=1``             ``0``
+per-domain norm        ``data_preprocessor.target_mean``    ``None``
+rare-class sampling    ``UDADataset(rare_class_sampling=)`` ``None``
+=====================  ===================================  ==============
+"""
+import copy
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import SampleList
+from torch import Tensor
+
+from mmplugins.registry import register_module
+from .feature_distance import masked_feat_dist, thing_mask
+from .masking_consistency import block_mask, mask_image
+from .utils import (class_mix_masks, colorize, copy_weights, denormalize,
+                    ema_alpha, ema_update, one_mix, palette_for,
+                    pseudo_label_and_weight, strong_transform)
+
+_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, )
+
+
+def _is_drop_path(m: nn.Module) -> bool:
+    return type(m).__name__ in ('DropPath', 'DropPathV2')
+
+
+@register_module('models', toolboxes=('mmseg', ))
+class UDASegmentor(BaseSegmentor):
+    """Self-training UDA around any mmseg segmentor (DACS/DAFormer/MIC).
+
+    The *student* is built from ``segmentor`` (e.g. an ``EncoderDecoder``
+    with a MiT backbone and a DAFormer head) and trained on labelled source
+    images; an EMA *teacher* copy labels the target images. Per iteration:
+
+    1. teacher ← EMA(student), ``α_t = min(1 − 1/(t+1), alpha)``;
+    2. teacher predicts the *un-augmented* target: pseudo-label = argmax,
+       weight = fraction of the batch's pixels with max prob ≥
+       ``pseudo_threshold`` (one scalar per batch, as in DACS);
+    3. source loss (+ ImageNet feature distance on thing classes);
+    4. dual-branch: supervised loss on the source's distortion view;
+    5. DACS: half of each source image's classes pasted onto the target,
+       strongly augmented, trained on mixed labels/weights;
+    6. MIC: the target with ~70 % of its blocks masked, trained on the
+       teacher's pseudo-labels;
+    7. one optimiser step with the summed gradients.
+
+    Each term is back-propagated right after its forward pass (memory stays
+    at one pass); under DDP all but the last run in ``no_sync`` so gradients
+    are all-reduced once.
+
+    Args:
+        segmentor (dict): Config of the student segmentor (any mmseg
+            segmentor whose ``forward(mode='tensor')`` returns logits, e.g.
+            ``EncoderDecoder``). Its ``data_preprocessor`` is used for the
+            UDA preprocessor unless ``data_preprocessor`` is given.
+        data_preprocessor (dict, optional): Defaults to the student's,
+            turned into :class:`UDADataPreProcessor`.
+        alpha (float): Teacher EMA decay cap. Defaults to 0.999.
+        pseudo_threshold (float): Confidence for the pseudo-label weight.
+            Defaults to 0.968.
+        pseudo_weight_ignore_top (int): Rows at the top of the target with
+            weight 0. Defaults to 0.
+        pseudo_weight_ignore_bottom (int): Rows at the bottom. Defaults to 0.
+        crop_pseudo_margins (list[int], optional): ``[top, bottom, left,
+            right]`` margins with weight 0 (overrides the two above).
+        mix (str, optional): ``'class'`` for DACS ClassMix, ``None`` off.
+            Defaults to ``'class'``.
+        color_jitter_strength (float): Strong-aug jitter strength. 0.2.
+        color_jitter_probability (float): Probability the jitter is applied.
+            Defaults to 0.8 (the reference's ``color_jitter_p=0.2``
+            threshold).
+        blur (bool): Gaussian blur (prob 0.5) in the strong aug. True.
+        imnet_feature_dist_lambda (float): ImageNet FD weight, 0 = off.
+        imnet_feature_dist_classes (list[int], optional): Thing classes the
+            FD is computed on (``None`` = all pixels).
+        imnet_feature_dist_scale_min_ratio (float): Min class share of a
+            feature cell for it to count as that class. Defaults to 0.75.
+        mask_lambda (float): MIC loss weight, 0 = off. Defaults to 0.
+        mask_block_size (int): MIC block size (32 at 512² crops, 64 at
+            1024²). Defaults to 32.
+        mask_ratio (float): Fraction of masked blocks. Defaults to 0.7.
+        dual_branch_lambda (float): Weight of the distortion-view loss, 0 =
+            off. Needs ``DualBranchAug`` in the source pipeline.
+        eval_model (str): ``'student'`` (default) or ``'teacher'`` for
+            val/test.
+        vis_interval (int): Every N iterations log an image panel (target,
+            pseudo-label, student prediction, masked input, distortion view)
+            to the visualizer backends (TensorBoard). 0 = off.
+        train_cfg, test_cfg: Unused (the student's are used); accepted for
+            config symmetry.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 segmentor: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 alpha: float = 0.999,
+                 pseudo_threshold: float = 0.968,
+                 pseudo_weight_ignore_top: int = 0,
+                 pseudo_weight_ignore_bottom: int = 0,
+                 crop_pseudo_margins: Optional[Sequence[int]] = None,
+                 mix: Optional[str] = 'class',
+                 color_jitter_strength: float = 0.2,
+                 color_jitter_probability: float = 0.8,
+                 blur: bool = True,
+                 imnet_feature_dist_lambda: float = 0.0,
+                 imnet_feature_dist_classes: Optional[Sequence[int]] = None,
+                 imnet_feature_dist_scale_min_ratio: float = 0.75,
+                 mask_lambda: float = 0.0,
+                 mask_block_size: int = 32,
+                 mask_ratio: float = 0.7,
+                 dual_branch_lambda: float = 0.0,
+                 eval_model: str = 'student',
+                 vis_interval: int = 0,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        # ConfigDict: mmseg segmentors read test_cfg.mode as an attribute
+        segmentor = ConfigDict(copy.deepcopy(segmentor))
+        student_pre = segmentor.pop('data_preprocessor', None)
+        if data_preprocessor is None:
+            if student_pre is None:
+                raise ValueError(
+                    'UDASegmentor: give `data_preprocessor` or a '
+                    '`data_preprocessor` inside `segmentor`')
+            data_preprocessor = dict(student_pre)
+            data_preprocessor['type'] = 'UDADataPreProcessor'
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self._check_args(alpha, pseudo_threshold, mix, eval_model,
+                         mask_lambda, dual_branch_lambda,
+                         imnet_feature_dist_lambda, vis_interval)
+        self.student = MODELS.build(segmentor)
+        if getattr(self.student, 'with_auxiliary_head', False):
+            raise ValueError(
+                'UDASegmentor: the student segmentor has an auxiliary_head; '
+                'the UDA terms use the decode head only. Remove '
+                '`auxiliary_head` from `segmentor` (DAFormer has none).')
+        self.teacher = copy.deepcopy(self.student)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.num_classes = self.student.decode_head.num_classes
+        self.ignore_index = self.student.decode_head.ignore_index
+        self.align_corners = self.student.decode_head.align_corners
+
+        self.alpha = alpha
+        self.pseudo_threshold = pseudo_threshold
+        self.pseudo_ignore = (pseudo_weight_ignore_top,
+                              pseudo_weight_ignore_bottom)
+        self.crop_pseudo_margins = crop_pseudo_margins
+        self.mix = mix
+        self.color_jitter_strength = color_jitter_strength
+        self.color_jitter_probability = color_jitter_probability
+        self.blur = blur
+        self.fd_lambda = imnet_feature_dist_lambda
+        self.fd_classes = (None if imnet_feature_dist_classes is None else
+                           list(imnet_feature_dist_classes))
+        self.fd_scale_min_ratio = imnet_feature_dist_scale_min_ratio
+        if self.fd_classes is not None:
+            bad = [c for c in self.fd_classes
+                   if not 0 <= int(c) < self.num_classes]
+            if bad:
+                raise ValueError(
+                    f'imnet_feature_dist_classes {bad} out of range: the '
+                    f'student has num_classes={self.num_classes}, so class '
+                    f'ids must be in [0, {self.num_classes - 1}]')
+        self.mask_lambda = mask_lambda
+        self.mask_block_size = mask_block_size
+        self.mask_ratio = mask_ratio
+        if mask_lambda > 0:  # validate now, not at the first masked step
+            block_mask((1, 1, 8, 8), mask_block_size, mask_ratio)
+        self.dual_branch_lambda = dual_branch_lambda
+        self.eval_model = eval_model
+        self.vis_interval = vis_interval
+
+        if self.fd_lambda > 0:
+            # frozen copy of the initial (pretrained) feature extractor; it is
+            # refreshed from the student after init_weights() and saved in
+            # checkpoints, so a resumed run compares against the same weights
+            parts = dict(backbone=copy.deepcopy(self.student.backbone))
+            if self.student.with_neck:
+                parts['neck'] = copy.deepcopy(self.student.neck)
+            self.imnet_model = nn.ModuleDict(parts)
+            for p in self.imnet_model.parameters():
+                p.requires_grad_(False)
+        else:
+            self.imnet_model = None
+        # iteration counter of the UDA step (drives the EMA ramp); a buffer
+        # so that it is saved in checkpoints and restored on resume
+        self.register_buffer('local_iter', torch.zeros((), dtype=torch.long))
+        self._teacher_eval_mode()
+
+    # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_args(alpha, pseudo_threshold, mix, eval_model, mask_lambda,
+                    dual_branch_lambda, fd_lambda, vis_interval):
+        if not 0 <= alpha <= 1:
+            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+        if not 0 <= pseudo_threshold <= 1:
+            raise ValueError('pseudo_threshold must be in [0, 1], got '
+                             f'{pseudo_threshold}')
+        if mix not in (None, 'class'):
+            raise ValueError(f"mix must be 'class' or None, got {mix!r}")
+        if eval_model not in ('student', 'teacher'):
+            raise ValueError("eval_model must be 'student' or 'teacher', got "
+                             f'{eval_model!r}')
+        for name, v in (('mask_lambda', mask_lambda),
+                        ('dual_branch_lambda', dual_branch_lambda),
+                        ('imnet_feature_dist_lambda', fd_lambda),
+                        ('vis_interval', vis_interval)):
+            if v < 0:
+                raise ValueError(f'{name} must be >= 0, got {v}')
+
+    @property
+    def uses_target(self) -> bool:
+        return self.mix is not None or self.mask_lambda > 0
+
+    @property
+    def student_module(self) -> nn.Module:
+        """The student, unwrapped from DDP if needed."""
+        s = self.student
+        return s.module if is_model_wrapper(s) else s
+
+    def _teacher_eval_mode(self):
+        # the teacher is never trained: dropout and drop-path stay off so
+        # pseudo-labels are deterministic (BN, if any, uses copied stats)
+        for m in self.teacher.modules():
+            if isinstance(m, _DROPOUT_TYPES) or _is_drop_path(m):
+                m.training = False
+        if self.imnet_model is not None:
+            self.imnet_model.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._teacher_eval_mode()
+        return self
+
+    def init_weights(self):
+        super().init_weights()
+        copy_weights(self.teacher, self.student_module)
+        if self.imnet_model is not None:
+            copy_weights(self.imnet_model['backbone'],
+                         self.student_module.backbone)
+            if 'neck' in self.imnet_model:
+                copy_weights(self.imnet_model['neck'],
+                             self.student_module.neck)
+
+    def _seg_loss(self, logits: Tensor, label: Tensor,
+                  weight: Optional[Tensor], prefix: str,
+                  scale: float = 1.0) -> Dict[str, Tensor]:
+        """Decode-head losses with a per-pixel weight (mmseg 1.x dropped
+        ``seg_weight`` from ``loss_by_feat``; we call its loss modules)."""
+        head = self.student_module.decode_head
+        logits = resize(logits, size=label.shape[-2:], mode='bilinear',
+                        align_corners=self.align_corners)
+        losses_decode = (head.loss_decode if isinstance(
+            head.loss_decode, nn.ModuleList) else [head.loss_decode])
+        out: Dict[str, Tensor] = {}
+        total = logits.new_zeros(())
+        for loss_decode in losses_decode:
+            v = loss_decode(logits, label, weight=weight,
+                            ignore_index=self.ignore_index)
+            out[f'{prefix}.{loss_decode.loss_name}'] = v * scale
+            total = total + v * scale
+        out[f'{prefix}.loss'] = total
+        with torch.no_grad():
+            valid = label != self.ignore_index
+            pred = logits.argmax(1)
+            acc = ((pred == label) & valid).sum().float() / valid.sum().clamp(
+                min=1)
+        out[f'{prefix}.acc_seg'] = acc * 100
+        return out
+
+    def _student_logits(self, inputs: Tensor) -> Tensor:
+        # through the (DDP) wrapper's forward so gradient sync is prepared
+        return self.student(inputs, None, mode='tensor')
+
+    @torch.no_grad()
+    def _teacher_logits(self, inputs: Tensor) -> Tensor:
+        return self.teacher(inputs, None, mode='tensor')
+
+    @staticmethod
+    def _gt(data_samples: SampleList, key: str = 'gt_sem_seg') -> Tensor:
+        return torch.stack([getattr(ds, key).data for ds in data_samples
+                            ]).squeeze(1).long()
+
+    def _feature_distance(self, inputs: Tensor, gt: Tensor,
+                          feats: List[Tensor]) -> Tensor:
+        with torch.no_grad():
+            self.imnet_model.eval()
+            f_imnet = self.imnet_model['backbone'](inputs)
+            if 'neck' in self.imnet_model:
+                f_imnet = self.imnet_model['neck'](f_imnet)
+        f_s, f_i = feats[-1], f_imnet[-1].detach()
+        mask = thing_mask(gt[:, None], f_s, self.fd_classes,
+                          self.fd_scale_min_ratio, self.num_classes,
+                          self.ignore_index)
+        return self.fd_lambda * masked_feat_dist(f_s, f_i, mask)
+
+    # --------------------------------------------------------- training
+    def train_step(self, data, optim_wrapper: OptimWrapper):
+        """One UDA iteration (called by the Runner's train loop)."""
+        data = self.data_preprocessor(data, True)
+        src_img, src_samples = data['inputs'], data['data_samples']
+        src_gt = self._gt(src_samples)
+        if self.uses_target and 'target_inputs' not in data:
+            raise KeyError(
+                'UDASegmentor: the batch has no `target_inputs`, but DACS mix '
+                'or MIC is on. Train with `UDADataset(source=..., target=...)`'
+                ', or set mix=None and mask_lambda=0 for source-only.')
+        if self.dual_branch_lambda > 0 and 'dist_inputs' not in data:
+            raise KeyError(
+                'UDASegmentor: dual_branch_lambda > 0 but the batch has no '
+                '`dist_inputs`: add DualBranchAug and PackDualBranchSegInputs '
+                'to the source pipeline.')
+        it = int(self.local_iter)
+        if it == 0:
+            copy_weights(self.teacher, self.student_module)
+        else:
+            ema_update(self.teacher, self.student_module,
+                       ema_alpha(it, self.alpha))
+
+        pre = self.data_preprocessor
+        src_mean, src_std = pre.domain_stats('source')
+        tgt_mean, tgt_std = pre.domain_stats('target')
+        log: Dict[str, Tensor] = {}
+
+        # pseudo-labels from the teacher on the un-augmented target
+        pseudo = None
+        if self.uses_target:
+            tgt_img = data['target_inputs']
+            if tgt_img.shape[-2:] != src_img.shape[-2:]:
+                raise ValueError(
+                    'UDASegmentor: source and target crops differ in size '
+                    f'({tuple(src_img.shape[-2:])} vs '
+                    f'{tuple(tgt_img.shape[-2:])}); use the same crop_size '
+                    'in both pipelines (mixing needs aligned pixels).')
+            t_logits = self._teacher_logits(tgt_img)
+            t_logits = resize(t_logits, size=tgt_img.shape[-2:],
+                              mode='bilinear',
+                              align_corners=self.align_corners)
+            p_label, p_weight, p_scalar = pseudo_label_and_weight(
+                t_logits, self.pseudo_threshold, *self.pseudo_ignore,
+                crop_margins=self.crop_pseudo_margins)
+            pseudo = (p_label, p_weight)
+            log['pseudo_weight'] = p_scalar
+
+        terms = ['src']
+        if self.dual_branch_lambda > 0:
+            terms.append('dist')
+        if self.mix is not None:
+            terms.append('mix')
+        if self.mask_lambda > 0:
+            terms.append('masked')
+
+        vis = {}
+        want_vis = (self.vis_interval > 0 and it % self.vis_interval == 0)
+        start_count = optim_wrapper._inner_count
+        student_ddp = is_model_wrapper(self.student)
+        total = src_img.new_zeros(())
+        for i, term in enumerate(terms):
+            last = i == len(terms) - 1
+            sync_ctx = (self.student.no_sync() if student_ddp and (
+                not last or not optim_wrapper.should_sync()) else
+                nullcontext())
+            with sync_ctx, optim_wrapper.optim_context(self):
+                losses = self._term_losses(term, data, src_gt, pseudo,
+                                           (src_mean, src_std),
+                                           (tgt_mean, tgt_std), vis,
+                                           want_vis)
+            loss = sum(v for k, v in losses.items()
+                       if k.endswith('.loss') or k == 'fd.loss')
+            self._check_finite(loss, term, it)
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+            total = total + loss.detach()
+            log.update({k: v.detach() for k, v in losses.items()})
+        # one update per iteration however many terms were back-propagated
+        optim_wrapper._inner_count = start_count + 1
+        if optim_wrapper.should_update():
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+        log['loss'] = total
+        if want_vis:
+            self._log_panel(data, pseudo, vis, it, (src_mean, src_std),
+                            (tgt_mean, tgt_std))
+        self.local_iter += 1
+        return log
+
+    def _check_finite(self, loss: Tensor, term: str, it: int):
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f'UDASegmentor: loss term `{term}` is {loss.item()} at UDA '
+                f'iteration {it}; stopping before the optimizer step so no '
+                'NaN reaches the weights or a checkpoint.')
+
+    def _term_losses(self, term, data, src_gt, pseudo, src_stats, tgt_stats,
+                     vis, want_vis) -> Dict[str, Tensor]:
+        src_img = data['inputs']
+        if term == 'src':
+            feats = []
+            handle = None
+            if self.fd_lambda > 0:
+                module = (self.student_module.neck if
+                          self.student_module.with_neck else
+                          self.student_module.backbone)
+                handle = module.register_forward_hook(
+                    lambda m, i, o: feats.append(o))
+            try:
+                logits = self._student_logits(src_img)
+            finally:
+                if handle is not None:
+                    handle.remove()
+            losses = self._seg_loss(logits, src_gt, None, 'src')
+            if self.fd_lambda > 0:
+                losses['fd.loss'] = self._feature_distance(
+                    src_img, src_gt, list(feats[0]))
+            return losses
+        if term == 'dist':
+            dist_img = data['dist_inputs']
+            dist_gt = self._gt(data['dist_data_samples'])
+            if want_vis:
+                vis['dist'] = (dist_img[:1].detach(), src_stats)
+            logits = self._student_logits(dist_img)
+            return self._seg_loss(logits, dist_gt, None, 'dist',
+                                  self.dual_branch_lambda)
+        p_label, p_weight = pseudo
+        tgt_img = data['target_inputs']
+        if term == 'mix':
+            masks = class_mix_masks(src_gt, self.ignore_index).to(src_img)
+            mixed = one_mix(masks, src_img, tgt_img)
+            mean = one_mix(masks, src_stats[0].expand_as(src_img),
+                           tgt_stats[0].expand_as(tgt_img))
+            std = one_mix(masks, src_stats[1].expand_as(src_img),
+                          tgt_stats[1].expand_as(tgt_img))
+            mixed = strong_transform(mixed, mean, std,
+                                     self.color_jitter_strength,
+                                     self.color_jitter_probability,
+                                     self.blur)
+            m = masks[:, 0]
+            mixed_lbl = (m * src_gt + (1 - m) * p_label).long()
+            mixed_w = m * torch.ones_like(p_weight) + (1 - m) * p_weight
+            logits = self._student_logits(mixed)
+            return self._seg_loss(logits, mixed_lbl, mixed_w, 'mix')
+        if term == 'masked':
+            aug = strong_transform(tgt_img, tgt_stats[0], tgt_stats[1],
+                                   self.color_jitter_strength,
+                                   self.color_jitter_probability, self.blur)
+            keep = block_mask(aug.shape, self.mask_block_size,
+                              self.mask_ratio).to(aug)
+            masked = mask_image(aug, keep)
+            logits = self._student_logits(masked)
+            if want_vis:
+                vis['masked'] = (masked[:1].detach(), tgt_stats)
+                vis['masked_pred'] = logits[:1].detach()
+            return self._seg_loss(logits, p_label, p_weight, 'masked',
+                                  self.mask_lambda)
+        raise KeyError(term)
+
+    # ------------------------------------------------------- visualisation
+    @torch.no_grad()
+    def _log_panel(self, data, pseudo, vis, it, src_stats, tgt_stats):
+        from mmengine.dist import is_main_process
+        from mmengine.visualization import Visualizer
+        if not is_main_process() or not Visualizer.get_instance_names():
+            return
+        visualizer = Visualizer.get_current_instance()
+        meta = getattr(visualizer, 'dataset_meta', None) or {}
+        palette = palette_for(self.num_classes, meta.get('palette'))
+        tiles = []
+
+        def img_tile(x, stats):
+            x = denormalize(x, *stats)[0].permute(1, 2, 0)
+            return x.round().to(torch.uint8).cpu()
+
+        def lbl_tile(lbl):
+            return colorize(lbl.cpu(), palette, self.ignore_index)
+
+        if 'target_inputs' in data:
+            tgt = data['target_inputs'][:1]
+            tiles.append(img_tile(tgt, tgt_stats))
+            if pseudo is not None:
+                tiles.append(lbl_tile(pseudo[0][0]))
+            self.student_module.eval()
+            pred = self._student_logits(tgt)
+            self.student_module.train()
+            pred = resize(pred, size=tgt.shape[-2:], mode='bilinear',
+                          align_corners=self.align_corners).argmax(1)[0]
+            tiles.append(lbl_tile(pred))
+        else:
+            tiles.append(img_tile(data['inputs'][:1], src_stats))
+        if 'masked' in vis:
+            tiles.append(img_tile(*vis['masked']))
+        if 'dist' in vis:
+            tiles.append(img_tile(*vis['dist']))
+        h = min(t.shape[0] for t in tiles)
+        tiles = [t[:h] for t in tiles]
+        panel = torch.cat(tiles, dim=1).numpy()
+        visualizer.add_image('uda_panel', panel, step=it)
+
+    # ------------------------------------------------------ val / predict
+    @property
+    def eval_segmentor(self) -> nn.Module:
+        return (self.student_module
+                if self.eval_model == 'student' else self.teacher)
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
+                           'predict and tensor mode')
+
+    def loss(self, inputs, data_samples):
+        raise RuntimeError(
+            'UDASegmentor runs its own train_step. Under DDP it must be '
+            "wrapped with model_wrapper_cfg=dict(type='MMSeparateDistributed"
+            "DataParallel') (set in configs/_base_/uda/*.py); the default "
+            'MMDistributedDataParallel bypasses train_step.')
+
+    def predict(self, inputs, data_samples=None):
+        return self.eval_segmentor.predict(inputs, data_samples)
+
+    def _forward(self, inputs, data_samples=None):
+        return self.eval_segmentor._forward(inputs, data_samples)
+
+    def extract_feat(self, inputs):
+        return self.eval_segmentor.extract_feat(inputs)
+
+    def encode_decode(self, inputs, batch_data_samples):
+        return self.eval_segmentor.encode_decode(inputs, batch_data_samples)

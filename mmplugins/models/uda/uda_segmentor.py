@@ -242,7 +242,10 @@ class UDASegmentor(BaseSegmentor):
 
     def _teacher_eval_mode(self):
         # the teacher is never trained: dropout and drop-path stay off so
-        # pseudo-labels are deterministic (BN, if any, uses copied stats)
+        # pseudo-labels are deterministic. BN layers (e.g. in the DAFormer
+        # head) stay in train mode and normalise with the target batch's
+        # statistics, as in the reference; their running stats are re-copied
+        # from the student every iteration.
         for m in self.teacher.modules():
             if isinstance(m, _DROPOUT_TYPES) or _is_drop_path(m):
                 m.training = False

@@ -1,0 +1,231 @@
+"""DAFormer decode head: context-aware multi-level feature fusion.
+
+Semantics of DAFormer (Hoyer et al., CVPR 2022, ``lhoyer/DAFormer``): every
+selected backbone level is embedded to ``embed_dims`` channels by a per-pixel
+linear layer (the "MLP" of SegFormer; a 1x1 conv with bias here, the same
+map), upsampled bilinearly to the first selected level (1/4 resolution for
+MiT), concatenated, and fused by an ASPP over the *concatenated* features
+(dilations 1/6/12/18, depthwise-separable 3x3 branches by default, no image
+pooling) followed by a 3x3 bottleneck conv; then dropout + 1x1 classifier
+(``BaseDecodeHead.cls_seg``). Unlike SegFormer's 1x1 fusion, the dilated
+branches see context around each pixel, which is what helps UDA.
+"""
+from numbers import Number
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.aspp_head import ASPPModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.decode_heads.sep_aspp_head import \
+    DepthwiseSeparableASPPModule
+from mmseg.models.utils import resize
+
+from mmplugins.registry import register_module
+
+#: DAFormer's fusion: sep-conv ASPP on the concatenated embeddings.
+DEFAULT_FUSION_CFG = dict(sep=True, dilations=(1, 6, 12, 18), pool=False)
+
+
+class ASPPFusion(nn.Module):
+    """ASPP over one feature map followed by a 3x3 bottleneck.
+
+    Args:
+        in_channels (int): Channels of the (concatenated) input.
+        channels (int): Channels of every branch and of the output.
+        dilations (Sequence[int]): One branch per dilation; dilation 1 is a
+            1x1 conv, the others 3x3 (depthwise-separable when ``sep``).
+        sep (bool): Depthwise-separable 3x3 branches.
+        pool (bool): Add an image-pooling branch (needs batch > 1 with BN in
+            training).
+        norm_cfg (dict, optional): Norm layer config.
+        act_cfg (dict, optional): Activation config.
+        align_corners (bool): For resizing the pooled branch.
+    """
+
+    def __init__(self, in_channels: int, channels: int,
+                 dilations: Sequence[int], sep: bool, pool: bool,
+                 norm_cfg: Optional[dict], act_cfg: Optional[dict],
+                 align_corners: bool = False):
+        super().__init__()
+        self.align_corners = align_corners
+        self.image_pool = None
+        if pool:
+            self.image_pool = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                ConvModule(in_channels, channels, 1, norm_cfg=norm_cfg,
+                           act_cfg=act_cfg))
+        aspp = DepthwiseSeparableASPPModule if sep else ASPPModule
+        self.aspp_modules = aspp(
+            dilations=tuple(dilations),
+            in_channels=in_channels,
+            channels=channels,
+            conv_cfg=None,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        self.bottleneck = ConvModule(
+            (len(dilations) + int(pool)) * channels,
+            channels,
+            3,
+            padding=1,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        if self.image_pool is not None:
+            outs.append(
+                resize(self.image_pool(x), size=x.shape[2:], mode='bilinear',
+                       align_corners=self.align_corners))
+        outs.extend(self.aspp_modules(x))
+        return self.bottleneck(torch.cat(outs, dim=1))
+
+
+@register_module('models', toolboxes=('mmseg', ))
+class DAFormerHead(BaseDecodeHead):
+    """DAFormer decode head (multi-level embedding + ASPP context fusion).
+
+    Works with any multi-level backbone, e.g. mmseg ``MixVisionTransformer``
+    (MiT-B0: ``in_channels=[32, 64, 160, 256]``; MiT-B1..B5:
+    ``[64, 128, 320, 512]``) with ``in_index=[0, 1, 2, 3]``.
+
+    Args:
+        in_channels (Sequence[int]): Channels of the selected levels.
+        channels (int): Channels of the fused feature (the ASPP branches and
+            the bottleneck), input of the classifier. DAFormer: 256.
+        embed_dims (int | Sequence[int]): Per-level embedding channels.
+            Defaults to 256.
+        fusion_cfg (dict): ASPP fusion: ``sep`` (bool, depthwise-separable
+            3x3 branches), ``dilations`` (positive ints), ``pool`` (bool,
+            image-pooling branch), optional ``norm_cfg`` / ``act_cfg``
+            (default: the head's). Defaults to
+            ``dict(sep=True, dilations=(1, 6, 12, 18), pool=False)``.
+        decoder_params (dict, optional): The original DAFormer config block
+            (``embed_dims``, ``embed_cfg``/``embed_neck_cfg`` of type
+            ``'mlp'``, ``fusion_cfg`` of type ``'aspp'``), accepted so that
+            DAFormer configs port unchanged; overrides ``embed_dims`` and
+            ``fusion_cfg``. Defaults to None.
+        **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``,
+            ``in_index``, ``dropout_ratio``, ``norm_cfg``, ``act_cfg``,
+            ``align_corners``, ``loss_decode``, ...). ``input_transform`` is
+            always ``'multiple_select'``.
+
+    Note:
+        DAFormer's configs use ``norm_cfg=dict(type='BN', requires_grad=True)``
+        (``SyncBN`` in multi-GPU), ``act_cfg=dict(type='ReLU')`` and
+        ``align_corners=False``.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 channels: int = 256,
+                 embed_dims: Union[int, Sequence[int]] = 256,
+                 fusion_cfg: dict = DEFAULT_FUSION_CFG,
+                 decoder_params: Optional[dict] = None,
+                 **kwargs):
+        if 'input_transform' in kwargs and \
+                kwargs['input_transform'] != 'multiple_select':
+            raise ValueError('DAFormerHead fuses several levels: '
+                             "input_transform must be 'multiple_select', but "
+                             f"got {kwargs['input_transform']!r}")
+        kwargs.pop('input_transform', None)
+        if not (isinstance(in_channels, (list, tuple)) and in_channels and
+                all(isinstance(c, int) and c > 0 for c in in_channels)):
+            raise ValueError('DAFormerHead: in_channels must be a non-empty '
+                             'list of positive ints (one per level), but got '
+                             f'in_channels={in_channels!r}')
+        in_index = kwargs.setdefault('in_index',
+                                     list(range(len(in_channels))))
+        if not (isinstance(in_index, (list, tuple))
+                and len(in_index) == len(in_channels)):
+            raise ValueError('DAFormerHead: in_index must be a list as long '
+                             f'as in_channels={list(in_channels)}, but got '
+                             f'in_index={in_index!r}')
+        if decoder_params is not None:
+            embed_dims, fusion_cfg = self._from_decoder_params(
+                decoder_params, embed_dims, fusion_cfg)
+        super().__init__(in_channels, channels,
+                         input_transform='multiple_select', **kwargs)
+
+        if isinstance(embed_dims, int):
+            embed_dims = [embed_dims] * len(in_channels)
+        if (not isinstance(embed_dims, (list, tuple))
+                or len(embed_dims) != len(in_channels)
+                or not all(isinstance(d, int) and d > 0
+                           for d in embed_dims)):
+            raise ValueError('DAFormerHead: embed_dims must be a positive int '
+                             'or one positive int per level '
+                             f'({len(in_channels)}), but got '
+                             f'embed_dims={embed_dims!r}')
+        self.embed_dims = list(embed_dims)
+        self.fusion_cfg = self._check_fusion_cfg(fusion_cfg)
+
+        self.embed_layers = nn.ModuleList(
+            nn.Conv2d(c, d, kernel_size=1)
+            for c, d in zip(self.in_channels, self.embed_dims))
+        self.fuse_layer = ASPPFusion(
+            sum(self.embed_dims),
+            self.channels,
+            dilations=self.fusion_cfg['dilations'],
+            sep=self.fusion_cfg['sep'],
+            pool=self.fusion_cfg['pool'],
+            norm_cfg=self.fusion_cfg.get('norm_cfg', self.norm_cfg),
+            act_cfg=self.fusion_cfg.get('act_cfg', self.act_cfg),
+            align_corners=self.align_corners)
+
+    @staticmethod
+    def _from_decoder_params(params: dict, embed_dims, fusion_cfg):
+        params = dict(params)
+        for key in ('embed_cfg', 'embed_neck_cfg'):
+            cfg = params.get(key)
+            if cfg == 'same_as_embed_cfg' or cfg is None:
+                continue
+            if cfg.get('type') != 'mlp':
+                raise ValueError(f'DAFormerHead: decoder_params.{key} type '
+                                 "must be 'mlp' (the only embedding "
+                                 f"implemented), but got {cfg.get('type')!r}")
+        fusion = dict(params.get('fusion_cfg', fusion_cfg))
+        ftype = fusion.pop('type', 'aspp')
+        if ftype != 'aspp':
+            raise ValueError('DAFormerHead: decoder_params.fusion_cfg type '
+                             "must be 'aspp', but got "
+                             f'{ftype!r}')
+        return params.get('embed_dims', embed_dims), fusion
+
+    @staticmethod
+    def _check_fusion_cfg(cfg: dict) -> dict:
+        if not isinstance(cfg, dict):
+            raise ValueError('DAFormerHead: fusion_cfg must be a dict, but '
+                             f'got fusion_cfg={cfg!r}')
+        cfg = dict(DEFAULT_FUSION_CFG, **cfg)
+        cfg.pop('type', None)  # 'aspp' in DAFormer configs
+        unknown = set(cfg) - {'sep', 'dilations', 'pool', 'norm_cfg',
+                              'act_cfg'}
+        if unknown:
+            raise ValueError(f'DAFormerHead: unknown fusion_cfg keys '
+                             f'{sorted(unknown)} in fusion_cfg={cfg!r}')
+        dilations = cfg['dilations']
+        if not (isinstance(dilations, (list, tuple)) and dilations and all(
+                isinstance(d, Number) and int(d) == d and d >= 1
+                for d in dilations)):
+            raise ValueError('DAFormerHead: fusion_cfg dilations must be a '
+                             'non-empty sequence of ints >= 1, but got '
+                             f'dilations={dilations!r}')
+        cfg['dilations'] = tuple(int(d) for d in dilations)
+        cfg['sep'] = bool(cfg['sep'])
+        cfg['pool'] = bool(cfg['pool'])
+        return cfg
+
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        """Multi-level features -> logits at the first selected level."""
+        feats = self._transform_inputs(inputs)
+        size = feats[0].shape[2:]
+        embeds = []
+        for feat, embed in zip(feats, self.embed_layers):
+            out = embed(feat)
+            if out.shape[2:] != size:
+                out = resize(out, size=size, mode='bilinear',
+                             align_corners=self.align_corners)
+            embeds.append(out)
+        return self.cls_seg(self.fuse_layer(torch.cat(embeds, dim=1)))

@@ -1,0 +1,1 @@
+"""Synthetic demo data (small, seeded, generated in seconds)."""

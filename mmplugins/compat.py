@@ -7,9 +7,14 @@ broken on this stack) and documented in ``docs/installation.md``:
    ``weights_only=True`` there, and mmengine 0.10.7 loads its own checkpoints
    without saying otherwise, so ``--resume`` dies with ``Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer``. We keep the safe loader
-   and allow-list exactly the types an mmengine checkpoint is made of
+   and allow-list exactly the data types an mmengine checkpoint is made of
    (``HistoryBuffer`` and the numpy array/scalar reconstruction), instead of
-   turning the unsafe pickle loader back on.
+   turning the unsafe pickle loader back on. ``HistoryBuffer`` also pickled
+   its class-level table of statistics *functions* (``getattr(HistoryBuffer,
+   'min')``), which no safe loader may accept; we stop writing the built-in
+   entries (they are re-created on load). A checkpoint written by stock
+   mmengine still holds them: loading it names the file and the one-off
+   conversion ``tools/misc/upgrade_checkpoint.py``.
 2. **CPU distributed training.** mmengine's ``init_dist`` calls
    ``torch.cuda.set_device`` unconditionally and configs ask for ``nccl``;
    the Runner passes ``device_ids=[LOCAL_RANK]`` to DDP, which DDP rejects for
@@ -47,11 +52,51 @@ def checkpoint_safe_globals():
     return [HistoryBuffer] + _numpy_safe_globals()
 
 
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    state = dict(self.__dict__)
+    # only user-registered statistics travel; the built-ins are re-created
+    # by __setstate__ -> _set_default_statistics()
+    state['statistics_methods'] = {
+        k: v
+        for k, v in self._statistics_methods.items()
+        if k not in _DEFAULT_STATISTICS
+    }
+    return state
+
+
 def _patch_torch_load():
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.runner import checkpoint as mm_ckpt
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads everything anyway
         return
     add(checkpoint_safe_globals())
+
+    loader = mm_ckpt.CheckpointLoader._schemes.get('')
+    if loader is None or getattr(loader, '_mmplugins', False):
+        return
+
+    def load_from_local(filename, map_location):
+        try:
+            return loader(filename, map_location)
+        except Exception as e:  # noqa: BLE001 - re-raised with advice
+            if 'weights_only' not in str(e) and 'Unsupported global' not in \
+                    str(e):
+                raise
+            raise RuntimeError(
+                f'Checkpoint {filename} holds Python objects that the safe '
+                'loader (torch.load(weights_only=True), the default since '
+                'torch 2.6) refuses -- usually a checkpoint written by mmengine '
+                'without mmplugins. If you trust the file, convert it once: '
+                f'`python tools/misc/upgrade_checkpoint.py {filename}`. '
+                f'Original error: {str(e).splitlines()[-1][:300]}') from e
+
+    load_from_local._mmplugins = True
+    mm_ckpt.CheckpointLoader._schemes[''] = load_from_local
 
 
 def _cuda_usable() -> bool:

@@ -1,0 +1,21 @@
+# Runtime shared by the segmentation configs (mmseg scope, mmplugins loaded).
+default_scope = 'mmseg'
+custom_imports = dict(imports=['mmplugins'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # mmplugins.compat switches nccl to gloo when there is no GPU
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend'),
+]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)
+tta_model = dict(type='SegTTAModel')

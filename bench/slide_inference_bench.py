@@ -54,6 +54,11 @@ def parse_args():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--no-tf32', action='store_true',
+                        help='CUDA: disable TF32 in cuDNN convs/matmuls; '
+                        'with TF32 (torch default for cuDNN) batched and '
+                        'sequential logits differ by ~1e-3 because the '
+                        'batch size changes the conv algorithm')
     parser.add_argument('--out-dir', default=osp.join(ROOT, 'bench',
                                                       'results'))
     return parser.parse_args()
@@ -75,6 +80,9 @@ def timed(fn, repeats, device):
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
     crop, stride = (args.crop, args.crop), (args.stride, args.stride)
     model = MODELS.build(ConfigDict(
@@ -122,6 +130,8 @@ def main():
         model='MiT-B0 + SegformerHead (random init, eval)',
         device=args.device if args.device != 'cpu' else
         f'cpu ({torch.get_num_threads()} threads, {platform.processor()})',
+        tf32=bool(args.device.startswith('cuda') and not args.no_tf32
+                  and torch.backends.cudnn.allow_tf32),
         torch=torch.__version__, images=n, image_size=[h, w],
         crop_size=list(crop), stride=list(stride), crops=num_crops,
         repeats=args.repeats, sequential_s=round(seq_s, 4), batched=rows)
@@ -130,7 +140,9 @@ def main():
         json.dump(result, f, indent=2)
     lines = [
         '# Slide inference: batched vs mmseg sequential', '',
-        f"{result['model']}, {result['device']}, torch {torch.__version__}; "
+        f"{result['model']}, {result['device']}"
+        f"{' (TF32 convs)' if result['tf32'] else ''}, "
+        f'torch {torch.__version__}; '
         f'{n} image(s) {h}x{w}, crop {crop}, stride {stride} -> '
         f'{num_crops} crops; median of {args.repeats} runs.', '',
         '| batch_size | sequential (s) | batched (s) | speed-up | '

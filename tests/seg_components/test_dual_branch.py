@@ -4,6 +4,7 @@ import pytest
 import torch
 from mmcv.transforms import Compose
 from mmengine.registry import init_default_scope
+from mmseg.registry import TRANSFORMS
 
 import mmplugins  # noqa: F401
 from mmplugins.datasets.transforms.dual_branch import (DualBranchAug,
@@ -103,7 +104,7 @@ def test_missing_label_and_bad_params(toy_pair, tmp_path):
 def test_real_mmseg_pipeline(toy_files):
     """Config dicts -> mmseg TRANSFORMS -> packed dual-branch sample."""
     init_default_scope('mmseg')
-    pipeline = Compose([
+    cfgs = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations'),
         dict(type='RandomResize', scale=(96, 64), ratio_range=(1.0, 1.5),
@@ -118,7 +119,9 @@ def test_real_mmseg_pipeline(toy_files):
              ellipse_prob=1.0,
              target_img_dir=toy_files['target_dir']),
         dict(type='PackDualBranchSegInputs'),
-    ])
+    ]
+    pipeline = Compose([TRANSFORMS.build(cfg) for cfg in cfgs])
+    assert type(pipeline.transforms[-2]) is DualBranchAug
 
     def info():  # fresh dict each time: LoadAnnotations appends seg_fields
         return dict(img_path=toy_files['img_path'],

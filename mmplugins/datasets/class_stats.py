@@ -216,8 +216,9 @@ _WORKER_ARGS: Tuple = ()
 
 def _init_worker(lut: np.ndarray, args: Tuple) -> None:
     global _WORKER_LUT, _WORKER_ARGS
-    # one pool process per core: keep cv2 from spawning threads of its own
-    cv2.setNumThreads(1)
+    # NB: no cv2.setNumThreads() here: in a forked child it tears down the
+    # parent's OpenCV thread pool and deadlocks (pthread_cond_destroy on a
+    # condition the parent's threads were waiting on)
     _WORKER_LUT, _WORKER_ARGS = lut, args
 
 

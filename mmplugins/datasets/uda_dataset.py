@@ -145,12 +145,31 @@ class UDADataset:
             # outside a Runner there may be no scope; the pipelines' mmseg
             # transforms (LoadAnnotations, PackSegInputs) need 'mmseg'
             scope = None if DefaultScope.get_current_instance() else 'mmseg'
+            lazy = cfg.get('lazy_init', False)
             with DefaultScope.overwrite_default_scope(scope):
-                return DATASETS.build(cfg)
+                dataset = DATASETS.build(dict(cfg, lazy_init=True))
+            if not lazy:
+                UDADataset._full_init(dataset, name)
+            return dataset
         if not hasattr(cfg, '__getitem__') or not hasattr(cfg, '__len__'):
             raise TypeError(f'UDADataset: {name} must be a dataset config '
                             f'dict or a dataset, but got {type(cfg)}')
         return cfg
+
+    @staticmethod
+    def _full_init(dataset, name):
+        try:
+            dataset.full_init()
+        except Exception as e:
+            # mmengine fails on an empty data list with a numpy message
+            # ("need at least one array to concatenate"): say what is empty
+            if hasattr(dataset, 'load_data_list') and \
+                    not dataset.load_data_list():
+                raise ValueError(
+                    f'UDADataset: the {name} dataset ({type(dataset).__name__}'
+                    f' at {_dataset_location(dataset)}) has no items; check '
+                    'its data_root / data_prefix / ann_file') from e
+            raise
 
     # ------------------------------------------------------------------ API
     @property
@@ -160,9 +179,9 @@ class UDADataset:
 
     def full_init(self) -> None:
         """Initialise both sub-datasets (mmengine calls this)."""
-        for ds in (self.source, self.target):
+        for name, ds in (('source', self.source), ('target', self.target)):
             if hasattr(ds, 'full_init'):
-                ds.full_init()
+                self._full_init(ds, name)
 
     def __len__(self) -> int:
         return len(self.source)

@@ -54,6 +54,11 @@ def demo_root(tmp_path):
     return root
 
 
+# mmengine's serialisation runs gc.collect() (~1 s per dataset in a big test
+# process); the tests build many small datasets
+FAST = dict(serialize_data=False)
+
+
 def source_cfg(root, pipeline=None, crop=None, **kwargs):
     if pipeline is None:
         pipeline = [
@@ -69,7 +74,7 @@ def source_cfg(root, pipeline=None, crop=None, **kwargs):
                          seg_map_path='train_source_gt'),
         img_suffix='.png', seg_map_suffix='.png',
         metainfo=dict(classes=CLASSES, palette=PALETTE),
-        pipeline=pipeline, **kwargs)
+        pipeline=pipeline, **dict(FAST, **kwargs))
 
 
 def target_cfg(root, classes=CLASSES, img_dir='train_target_image'):
@@ -79,7 +84,7 @@ def target_cfg(root, classes=CLASSES, img_dir='train_target_image'):
         img_suffix='.png',
         metainfo=dict(classes=classes, palette=PALETTE[:len(classes)]),
         pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='PackSegInputs')])
+                  dict(type='PackSegInputs')], **FAST)
 
 
 @pytest.fixture(autouse=True)

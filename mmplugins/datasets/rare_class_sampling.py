@@ -22,7 +22,7 @@ Choices (see ``docs/rare_class_sampling.md``):
 * The crop threshold ``min_pixels * min_crop_ratio`` is absolute, as in
   DAFormer (its crops are 512x512 of 1024x2048 Cityscapes-resized GTA
   images); it is *not* rescaled to the crop size, so for small demo images
-  lower ``min_pixels`` (e.g. 100 for 128x256 crops).
+  lower ``min_pixels`` (200 for the 256x512 demo with 128x256 crops).
 * After ``max_retries`` failed re-crops the last crop is used, as DAFormer
   does (it must return something; the class still got its chance).
 * DAFormer keeps images with ``> min_pixels``; here ``>= min_pixels`` (the

@@ -49,7 +49,8 @@ class UDADataset:
             - ``class_temp`` (float): softmax temperature T. Default 0.01.
             - ``min_pixels`` (int): an image is used for class c if it holds
               ``>= min_pixels`` of c. Default 3000 (DAFormer, 1024x512
-              images); the 256x512 demo needs ~100.
+              images); the 256x512 demo needs ~200 (see
+              ``tools/analysis/class_stats.py``).
             - ``min_crop_ratio`` (float): re-crop until the crop holds
               ``> min_pixels * min_crop_ratio`` pixels of c (absolute, as
               in DAFormer). 0 = no re-cropping. Default 0.5.

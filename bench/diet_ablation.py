@@ -1,0 +1,299 @@
+"""Per-class AP: full-data training vs diet -> fine-tune at equal compute.
+
+On the driver-inattention demo data (``make_driver_demo``: 600 imbalanced
+training images, 200 validation images with boosted rare classes), trains
+the stock mmdet RTMDet-tiny of ``configs/diet_det/`` from scratch, twice,
+with the same number of images seen (iterations x batch size):
+
+* ``full``: ``--iters`` iterations on the full data
+  (``rtmdet_tiny_full_data.py``);
+* ``diet_ft``: ``--stage1-iters`` on the diet subset with epoch_parts
+  (``stage1_diet.py``), then the rest fine-tuning on the full data from that
+  checkpoint (``stage2_finetune.py``: gentler augmentation, lower lr);
+
+and optionally (``--ensemble``) the WBF ensemble of the two models'
+predictions (``tools/ensemble_det.py``), as the reference solution did.
+Both arms are iteration-based (``IterBasedTrainLoop``; the diet sampler runs
+with ``infinite=True``), with a warmup + cosine schedule over their own
+iterations. Evaluation: COCO AP (0.5:0.95) and AP50 per class on the
+validation split.
+
+Writes ``bench/results/diet_ablation.{json,md}``; ``--update-docs`` also
+replaces the results table in ``docs/diet.md``.
+
+Example (about 10 min on 2 free cores)::
+
+    python bench/diet_ablation.py --update-docs
+    python bench/diet_ablation.py --iters 60 --stage1-iters 30   # smoke
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import re
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+CONFIGS = dict(
+    full=osp.join(ROOT, 'configs/diet_det/rtmdet_tiny_full_data.py'),
+    stage1=osp.join(ROOT, 'configs/diet_det/stage1_diet.py'),
+    stage2=osp.join(ROOT, 'configs/diet_det/stage2_finetune.py'))
+DOC = osp.join(ROOT, 'docs', 'diet.md')
+DOC_BEGIN = '<!-- diet_ablation:begin -->'
+DOC_END = '<!-- diet_ablation:end -->'
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--iters', type=int, default=300,
+                   help='iterations of each arm (equal compute)')
+    p.add_argument('--stage1-iters', type=int, default=None,
+                   help='diet iterations of the diet_ft arm '
+                   '(default: half of --iters)')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--epoch-parts', type=int, default=2)
+    p.add_argument('--num-train', type=int, default=600)
+    p.add_argument('--num-val', type=int, default=200)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--workers', type=int, default=1,
+                   help='dataloader workers')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
+                                                  'diet_ablation'))
+    p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
+    p.add_argument('--ensemble', action='store_true',
+                   help='also evaluate the WBF ensemble of both arms')
+    p.add_argument('--update-docs', action='store_true',
+                   help='write the table into docs/diet.md')
+    args = p.parse_args(argv)
+    if args.stage1_iters is None:
+        args.stage1_iters = args.iters // 2
+    if not 0 < args.stage1_iters < args.iters:
+        p.error(f'--stage1-iters must be in (0, {args.iters}), got '
+                f'{args.stage1_iters}')
+    return args
+
+
+def load_cfg(path):
+    """Config without yapf pretty-printing (seconds per Runner log/dump on
+    2 cores; mmengine 0.10.7's fromfile ignores format_python_code)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    return Config(cfg.to_dict(), cfg_text=cfg.text, filename=cfg.filename,
+                  format_python_code=False)
+
+
+def make_cfg(name, args, data_root, work_dir, iters, sampler=None,
+             load_from=None, warmup=50):
+    cfg = load_cfg(CONFIGS[name])
+    ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.data_root = data_root
+        cfg[key].num_workers = args.workers
+        cfg[key].persistent_workers = args.workers > 0
+    cfg.val_evaluator.ann_file = ann_val
+    cfg.val_evaluator.outfile_prefix = osp.join(work_dir, 'preds')
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_dataloader.batch_size = args.batch_size
+    cfg.train_dataloader.sampler = sampler or dict(type='InfiniteSampler',
+                                                   shuffle=True)
+    lr = cfg.optim_wrapper.optimizer.lr
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters,
+                         val_interval=10**9)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-3 if load_from is None else
+             0.1, by_epoch=False, begin=0, end=min(warmup, iters)),
+        dict(type='CosineAnnealingLR', eta_min=lr * 0.05, begin=0,
+             end=iters, T_max=iters, by_epoch=False),
+    ]
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=iters,
+        save_last=True, max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=25)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.visualizer.name = f'vis_{osp.basename(work_dir)}'
+    cfg.randomness = dict(seed=args.seed)
+    cfg.work_dir = work_dir
+    cfg.load_from = load_from
+    return cfg
+
+
+def train_and_eval(cfg):
+    from mmengine.runner import Runner
+    t0 = time.perf_counter()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    t_train = time.perf_counter() - t0
+    runner.val()
+    seen = runner.train_loop.iter * cfg.train_dataloader.batch_size
+    ckpt = osp.join(cfg.work_dir, f'iter_{runner.train_loop.iter}.pth')
+    return dict(train_s=round(t_train, 1), images_seen=seen, ckpt=ckpt,
+                preds=cfg.val_evaluator.outfile_prefix + '.bbox.json',
+                sampler_pool=len(getattr(runner.train_dataloader.sampler,
+                                         'pool', [])))
+
+
+def coco_per_class(ann_file, preds_file, classes):
+    """Per-class AP (0.5:0.95) and AP50 from a COCO results file."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(ann_file)
+        dt = gt.loadRes(preds_file) if json.load(open(preds_file)) else None
+        if dt is None:
+            return {c: dict(ap=0.0, ap50=0.0) for c in classes}
+        ev = COCOeval(gt, dt, 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    prec = ev.eval['precision']  # [T, R, K, A, M]
+    out = {}
+    name_of = {c['id']: c['name'] for c in gt.loadCats(gt.getCatIds())}
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = prec[:, :, k, 0, -1]
+        p50 = prec[0, :, k, 0, -1]
+        out[name_of[cat_id]] = dict(
+            ap=float(np.mean(p[p > -1])) if (p > -1).any() else 0.0,
+            ap50=float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else 0.0)
+    out['mean'] = dict(ap=float(ev.stats[0]), ap50=float(ev.stats[1]))
+    return {c: out[c] for c in list(classes) + ['mean']}
+
+
+def to_markdown(res):
+    arms = [a for a in ('full', 'diet_ft', 'ensemble') if a in res['ap']]
+    head = '| class | train instances | ' + ' | '.join(
+        f'{a} AP / AP50' for a in arms) + ' |'
+    lines = [head, '|' + '---|' * (2 + len(arms))]
+    for c in res['classes'] + ['mean']:
+        n = res['train_instances'].get(c, '')
+        cells = []
+        aps = [round(100 * res['ap'][b][c]['ap'], 1) for b in arms]
+        for a, ap in zip(arms, aps):
+            cell = f'{ap:.1f} / {100 * res["ap"][a][c]["ap50"]:.1f}'
+            # bold the unique best AP of the row
+            best = ap == max(aps) and aps.count(ap) == 1
+            cells.append(f'**{cell}**' if best else cell)
+        lines.append(f'| {c} | {n} | ' + ' | '.join(cells) + ' |')
+    s = res['setup']
+    lines.append('')
+    lines.append(
+        f'Images seen per arm: full {res["images_seen"]["full"]}, diet_ft '
+        f'{res["images_seen"]["diet_ft"]} ({s["stage1_iters"]} diet + '
+        f'{s["iters"] - s["stage1_iters"]} fine-tune iterations of batch '
+        f'{s["batch_size"]}); diet subset {res["diet_subset"]} of '
+        f'{s["num_train"]} images, epoch_parts={s["epoch_parts"]}. Train '
+        f'time: full {res["train_s"]["full"]} s, diet_ft '
+        f'{res["train_s"]["diet_ft"]} s on {s["machine"]}.')
+    lines.append('')
+    lines.append(f'`{res["command"]}`')
+    return '\n'.join(lines) + '\n'
+
+
+def update_docs(md):
+    if not osp.isfile(DOC):
+        print(f'{DOC} not found; not updated')
+        return
+    text = open(DOC).read()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        print(f'{DOC} has no {DOC_BEGIN} ... {DOC_END} block; not updated')
+        return
+    new = re.sub(re.escape(DOC_BEGIN) + '.*?' + re.escape(DOC_END),
+                 lambda _: f'{DOC_BEGIN}\n{md}{DOC_END}', text, flags=re.S)
+    with open(DOC, 'w') as f:
+        f.write(new)
+    print(f'updated {DOC}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault('OMP_NUM_THREADS', str(args.threads))
+    import torch
+    torch.set_num_threads(args.threads)
+    import mmplugins  # noqa: F401
+    from mmdet.utils import register_all_modules
+
+    from mmplugins.datasets.demo.driver_demo import (DRIVER_CLASSES,
+                                                     make_driver_demo)
+    register_all_modules(init_default_scope=False)
+
+    data_root = osp.join(args.work_dir, 'data') + osp.sep
+    summary = make_driver_demo(data_root, num_train=args.num_train,
+                               num_val=args.num_val, seed=args.seed)
+    ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
+    results, t_all = {}, time.perf_counter()
+
+    # arm 1: full data, --iters iterations
+    cfg = make_cfg('full', args, data_root, osp.join(args.work_dir, 'full'),
+                   args.iters)
+    results['full'] = train_and_eval(cfg)
+
+    # arm 2: diet (infinite stream, epoch_parts) then fine-tune
+    stage1_sampler = load_cfg(CONFIGS['stage1']).train_dataloader.sampler
+    stage1_sampler.update(infinite=True, epoch_parts=args.epoch_parts)
+    cfg = make_cfg('stage1', args, data_root,
+                   osp.join(args.work_dir, 'stage1'), args.stage1_iters,
+                   sampler=stage1_sampler)
+    s1 = train_and_eval(cfg)
+    cfg = make_cfg('stage2', args, data_root,
+                   osp.join(args.work_dir, 'stage2'),
+                   args.iters - args.stage1_iters, load_from=s1['ckpt'],
+                   warmup=20)
+    s2 = train_and_eval(cfg)
+    results['diet_ft'] = dict(
+        train_s=round(s1['train_s'] + s2['train_s'], 1),
+        images_seen=s1['images_seen'] + s2['images_seen'], preds=s2['preds'],
+        stage1=s1, stage2=s2)
+    if results['full']['images_seen'] != results['diet_ft']['images_seen']:
+        raise RuntimeError('arms saw different numbers of images: '
+                           f'{results}')
+
+    ap = {arm: coco_per_class(ann_val, results[arm]['preds'],
+                              DRIVER_CLASSES) for arm in ('full', 'diet_ft')}
+    if args.ensemble:
+        from ensemble_det import ensemble_files
+        ens = osp.join(args.work_dir, 'ensemble.bbox.json')
+        ensemble_files([results['full']['preds'], results['diet_ft']['preds']],
+                       ens, method='wbf', iou_thr=0.55)
+        ap['ensemble'] = coco_per_class(ann_val, ens, DRIVER_CLASSES)
+
+    machine = (f'{platform.processor() or platform.machine()}, '
+               f'{args.threads} threads, {os.cpu_count()} CPUs')
+    res = dict(
+        classes=list(DRIVER_CLASSES),
+        train_instances=summary['train']['instances'],
+        val_instances=summary['val']['instances'],
+        diet_subset=s1['sampler_pool'],
+        images_seen={a: results[a]['images_seen']
+                     for a in ('full', 'diet_ft')},
+        train_s={a: results[a]['train_s'] for a in ('full', 'diet_ft')},
+        total_s=round(time.perf_counter() - t_all, 1),
+        ap=ap,
+        setup=dict(iters=args.iters, stage1_iters=args.stage1_iters,
+                   batch_size=args.batch_size, epoch_parts=args.epoch_parts,
+                   num_train=args.num_train, num_val=args.num_val,
+                   seed=args.seed, machine=machine),
+        command='python bench/diet_ablation.py' + ''.join(
+            f' {a}' for a in (argv if argv is not None else sys.argv[1:])))
+    md = to_markdown(res)
+    print(md)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, 'diet_ablation.json'), 'w') as f:
+        json.dump(res, f, indent=2)
+    with open(osp.join(args.out_dir, 'diet_ablation.md'), 'w') as f:
+        f.write(md)
+    if args.update_docs:
+        update_docs(md)
+    return res
+
+
+if __name__ == '__main__':
+    main()

@@ -344,7 +344,7 @@ def _data_cache_dir(paths: Sequence[str], data_root: Optional[str]) -> str:
 
 def _load_cache(cache_file: str, fingerprint: str, paths: Sequence[str],
                 num_classes: int) -> Tuple[Optional[np.ndarray], str]:
-    """Return ``(counts or None, why)``; why in loaded/missing/stale/corrupt."""
+    """``(counts or None, why)``, why: loaded/missing/stale/corrupt."""
     if not osp.exists(cache_file):
         return None, 'missing'
     try:

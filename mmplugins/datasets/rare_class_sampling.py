@@ -3,7 +3,7 @@
 A source sample is not drawn uniformly but through a class: class ``c`` is
 drawn with
 
-.. math::  P(c) = \\frac{\\exp((1 - f_c) / T)}{\\sum_{c'} \\exp((1 - f_{c'}) / T)}
+    P(c) = exp((1 - f_c) / T) / sum_c' exp((1 - f_c') / T)
 
 where ``f_c`` is the share of ``c`` among all labelled source pixels and
 ``T`` the temperature (``class_temp``; smaller = more weight on rare
@@ -60,8 +60,9 @@ def rcs_class_probs(pixel_counts: Mapping[int, float],
             empty mapping, or no pixel at all.
 
     Example:
-        >>> rcs_class_probs({0: 900, 1: 90, 2: 10, 3: 0}, 0.1)
-        {0: 0.0003..., 1: 0.2450..., 2: 0.7545..., 3: 0.0}
+        >>> p = rcs_class_probs({0: 900, 1: 90, 2: 10, 3: 0}, 0.1)
+        >>> {c: round(v, 4) for c, v in p.items()}
+        {0: 0.0001, 1: 0.31, 2: 0.6899, 3: 0.0}
     """
     if not (isinstance(temperature, (int, float))
             and math.isfinite(temperature) and temperature > 0):

@@ -1,7 +1,6 @@
 """Per-image class pixel statistics: values, parallelism, cache life cycle."""
 import os
 import os.path as osp
-import time
 
 import cv2
 import numpy as np

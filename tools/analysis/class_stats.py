@@ -1,4 +1,4 @@
-"""Class pixel statistics of a segmentation source set and its RCS probabilities.
+"""Class pixel statistics of a segmentation source set, with RCS probabilities.
 
 Prints a per-class table (pixels, frequency, #images with >= min_pixels,
 rare class sampling probability) and saves a bar plot and a JSON of it.

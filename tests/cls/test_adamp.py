@@ -7,8 +7,9 @@ adamp = pytest.importorskip('adamp')
 
 def _model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
-                               torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                               torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                               torch.nn.Linear(64, 2))
 
 
 def test_adamp_from_optim_wrapper_matches_package():

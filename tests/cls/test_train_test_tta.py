@@ -34,7 +34,8 @@ def _data_opts(root):
 def trained(tmp_path_factory, mask_demo_root, repo_root, python_exe):
     work = str(tmp_path_factory.mktemp('mask_train'))
     cmd = [python_exe, 'tools/train.py', CONFIG, '--work-dir', work,
-           '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=1',
+           '--cfg-options', 'train_cfg.max_epochs=2',
+           'train_cfg.val_interval=1',
            'default_hooks.logger.interval=1',
            'default_hooks.checkpoint.interval=1',
            'param_scheduler.1.T_max=2'] + _data_opts(mask_demo_root)

@@ -13,7 +13,8 @@ face on a noisy background; the labels are visible but noisy:
 
 Layout written under ``out_dir``::
 
-    images/{id:06d}_{gender}_Asian_{age}/{mask1..mask5,incorrect_mask,normal}.{ext}
+    images/{id:06d}_{gender}_Asian_{age}/
+        {mask1..mask5,incorrect_mask,normal}.{jpg|jpeg|png}
     eval/images/{hash}.jpg, eval/info.csv (ImageID,ans=0), eval/gt.csv
 """
 import csv

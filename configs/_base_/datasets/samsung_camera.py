@@ -1,8 +1,8 @@
 # The real 2023 Samsung camera-invariant DA challenge data, indexed by its
 # CSV files (paths relative to data_root). Source images are ~2048x1024
-# pinhole frames, target images ~1920x1080 fisheye frames; both are resized
-# to ~960 px wide (the challenge's 960x540 submission size) and cropped to
-# 512x512 as DAFormer does for Cityscapes.
+# pinhole frames, target images ~1920x1080 fisheye frames; img_scale halves
+# both (source 1024x512, target 960x540 = the challenge's submission size)
+# and training crops 512x512, as DAFormer does for Cityscapes.
 # The official release has no labelled target split: we validate on the
 # labelled source val split, and `test` writes predictions for test.csv
 # (format_only). If you hold labelled target frames, write them as
@@ -10,7 +10,7 @@
 dataset_type = 'SamsungCameraDADataset'
 data_root = 'data/samsung_camera'
 num_classes = 12
-img_scale = (960, 540)  # (w, h)
+img_scale = (1024, 540)  # (w, h): fits 2048x1024 and 1920x1080 at 1/2
 crop_size = (512, 512)  # (h, w)
 
 train_pipeline = [

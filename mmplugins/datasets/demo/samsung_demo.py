@@ -110,10 +110,10 @@ STYLES = dict(
         gain=(1.0, 1.0, 1.0), gamma=1.0, saturation=1.0, contrast=1.0,
         blur=0.0, noise=0.012, focal_scale=1.0, fisheye=None),
     target=dict(
-        sky_top=_c((150, 150, 158), (170, 158, 150), (122, 126, 140)),
-        sky_horizon=_c((228, 196, 160), (212, 205, 198), (235, 180, 140)),
-        cloud=_c((120, 118, 120)), cloud_cover=(0.3, 0.9), cloud_cell=3,
-        road=_c((66, 66, 72), (58, 60, 64), (84, 78, 76)),
+        sky_top=_c((118, 132, 160), (150, 150, 162), (104, 118, 148)),
+        sky_horizon=_c((226, 204, 178), (212, 208, 204), (232, 192, 160)),
+        cloud=_c((150, 146, 148)), cloud_cover=(0.3, 0.9), cloud_cell=3,
+        road=_c((78, 78, 84), (70, 72, 76), (90, 86, 84)),
         paint=_c((215, 190, 90)),
         sidewalk=_c((128, 124, 120), (118, 108, 98), (146, 134, 118),
                     (104, 108, 112)),
@@ -141,8 +141,8 @@ STYLES = dict(
         tex_mid=(0.10, 0.08, 0.05, 0.04, 0.02, 0.02, 0.02, 0.12, 0.05, 0.05,
                  0.05, 0.04),
         sun_side=0.92,       # overcast: both facade sides lit alike
-        gain=(1.06, 0.97, 0.84), gamma=1.3, saturation=0.7, contrast=0.85,
-        blur=0.8, noise=0.035,
+        gain=(1.05, 0.98, 0.88), gamma=1.15, saturation=0.8, contrast=0.9,
+        blur=0.6, noise=0.025,
         # wider-angle optics: the pinhole render uses 0.7x the focal length,
         # then the lens (which magnifies ~1.8x at its centre) squeezes the
         # periphery -> centre objects ~1.3x source size, edges ~0.35x

@@ -217,6 +217,7 @@ class UDADataset:
         if not -len(self) <= idx < len(self):
             raise IndexError(f'UDADataset index {idx} out of range for '
                              f'{len(self)} source items')
+        idx = int(idx) % len(self)
         rng = self._rng(idx)
         if self.rcs is not None:
             sample, self.last_rcs = self.rcs.draw(self.source.__getitem__,

@@ -30,6 +30,7 @@ def test_item_is_source_plus_prefixed_target(demo_root):
     assert 'gt_sem_seg' not in item['target_data_samples']
     assert item['target_inputs'].shape == (3, 64, 96)
     assert ds.get_cat_ids(1) == [0, 1, 3] and ds.get_cat_ids(0) == [0, 1, 2]
+    assert _name(ds[-1]['data_samples']) == 'TRAIN_SOURCE_0007.png'
     with pytest.raises(IndexError):
         ds[8]
 

@@ -491,12 +491,11 @@ def _draw_facades(cv, lay):
         nb = len(blocks['kind'])
         kind = np.array([{'building': 0, 'nature': 1, 'open': 2}[k]
                          for k in blocks['kind']])
-        noise_rng = cv.rng
 
-        def ztop(D, blocks=blocks, kind=kind):
+        def ztop(D, blocks=blocks, kind=kind, rng=cv.rng):
             i = np.clip(np.searchsorted(blocks['edges'], D) - 1, 0, nb - 1)
             z = blocks['height'][i].astype(np.float32)
-            bumps = 0.9 * _noise1d(noise_rng, D, 1.5)
+            bumps = 0.9 * _noise1d(rng, D, 1.5)  # tree-line, not a ruler
             return np.where(kind[i] == 1, z + bumps,
                             np.where(kind[i] == 2, 0.0, z))
 
@@ -512,10 +511,11 @@ def _draw_facades(cv, lay):
         spacing = 2.6 + (i % 3) * 0.5
         u = (D - blocks['edges'][i]) / spacing
         floor = (Z - 1.0) / 3.2
-        in_win = ((u % 1.0 > 0.25) & (u % 1.0 < 0.75) & (floor % 1.0 > 0.3)
-                  & (floor % 1.0 < 0.8) & (Z > 1.2) &
-                  (Z < blocks['height'][i] - 0.8) & building)
-        lit = _hash01(np.floor(u) + 0 * Z, np.floor(floor), 7 + side) < 0.15
+        fu, ff = _frac(u), _frac(floor)
+        in_win = ((fu > 0.25) & (fu < 0.75) & (ff > 0.3) & (ff < 0.8) &
+                  (Z > 1.2) & (Z < blocks['height'][i] - 0.8) & building)
+        col = np.broadcast_to(np.floor(u), floor.shape)
+        lit = _hash01(col, np.floor(floor), 7 + side) < 0.15
         wrgb = np.broadcast_to(win[i], mask.shape + (3, )).copy()
         wrgb[lit] = wrgb[lit] * 0.3 + 0.65
         rgb[in_win] = wrgb[in_win]
@@ -616,8 +616,9 @@ def _draw_tree(cv, o):
     box, X, Z = reg
     ang = np.arctan2(Z - zc, X - x)
     k = cv.rng.uniform(0, 2 * np.pi, 3)
-    rad = r * (1 + 0.12 * np.sin(3 * ang + k[0]) + 0.08 * np.sin(5 * ang + k[1])
-               + 0.05 * np.sin(9 * ang + k[2]))
+    # a lumpy crown: a few random harmonics on the radius
+    rad = r * (1 + 0.12 * np.sin(3 * ang + k[0]) +
+               0.08 * np.sin(5 * ang + k[1]) + 0.05 * np.sin(9 * ang + k[2]))
     mask = np.hypot(X - x, (Z - zc) * 1.1) < rad
     cv.paint(box, mask, NATURE, cv.colour('nature'))
 
@@ -794,6 +795,8 @@ def fisheye_maps(height: int, width: int, fov_deg: float = 125.,
     map_y = (cy + dy * scale - 0.5).astype(np.float32)
     valid = ((r <= R) & (map_x >= -0.5) & (map_x <= width - 0.5) &
              (map_y >= -0.5) & (map_y <= height - 0.5))
+    for arr in (map_x, map_y, valid):  # cached: callers must not edit them
+        arr.flags.writeable = False
     return map_x, map_y, valid
 
 
@@ -880,10 +883,13 @@ def _write_one(job):
     folder, prefix, _, labelled = SPLITS[split]
     name = f'{prefix}_{index:04d}.png'
     img, lab = render_sample(split, index, seed, height, width)
-    cv2.imwrite(osp.join(out_dir, f'{folder}_image', name),
-                cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    writes = [(osp.join(out_dir, f'{folder}_image', name),
+               cv2.cvtColor(img, cv2.COLOR_RGB2BGR))]
     if labelled:
-        cv2.imwrite(osp.join(out_dir, f'{folder}_gt', name), lab)
+        writes.append((osp.join(out_dir, f'{folder}_gt', name), lab))
+    for path, array in writes:
+        if not cv2.imwrite(path, array):
+            raise OSError(f'make_samsung_demo: could not write {path}')
     return split, np.bincount(lab.ravel(), minlength=256)
 
 

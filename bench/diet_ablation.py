@@ -63,6 +63,11 @@ def parse_args(argv=None):
     p.add_argument('--workers', type=int, default=1,
                    help='dataloader workers')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--img-size', type=int, default=192,
+                   help='demo image side and network input (configs: 192)')
+    p.add_argument('--widen-factor', type=float, default=0.375,
+                   help='RTMDet width (configs: 0.375 = RTMDet-tiny); a '
+                   'reduced run on a busy machine may use 0.25')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
                                                   'diet_ablation'))
     p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
@@ -88,9 +93,32 @@ def load_cfg(path):
                   format_python_code=False)
 
 
+def _set_img_size(obj, size):
+    """Replace every (192, 192) of the pipelines by (size, size)."""
+    if isinstance(obj, dict):
+        return {k: _set_img_size(v, size) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if tuple(obj) == (192, 192):
+            return (size, size)
+        return type(obj)(_set_img_size(v, size) for v in obj)
+    return obj
+
+
 def make_cfg(name, args, data_root, work_dir, iters, sampler=None,
              load_from=None, warmup=50):
     cfg = load_cfg(CONFIGS[name])
+    if args.img_size != 192:
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            cfg[key].dataset.pipeline = _set_img_size(
+                cfg[key].dataset.pipeline, args.img_size)
+    if args.widen_factor != 0.375:
+        w = args.widen_factor
+        out = int(256 * w)
+        cfg.model.backbone.widen_factor = w
+        cfg.model.neck.update(in_channels=[int(256 * w), int(512 * w),
+                                           int(1024 * w)],
+                              out_channels=out)
+        cfg.model.bbox_head.update(in_channels=out, feat_channels=out)
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = data_root
@@ -114,7 +142,7 @@ def make_cfg(name, args, data_root, work_dir, iters, sampler=None,
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', by_epoch=False, interval=iters,
         save_last=True, max_keep_ckpts=1)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=25)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     cfg.log_processor = dict(by_epoch=False)
     cfg.visualizer.name = f'vis_{osp.basename(work_dir)}'
     cfg.randomness = dict(seed=args.seed)
@@ -190,7 +218,8 @@ def to_markdown(res):
         f'{res["images_seen"]["diet_ft"]} ({s["stage1_iters"]} diet + '
         f'{s["iters"] - s["stage1_iters"]} fine-tune iterations of batch '
         f'{s["batch_size"]}); diet subset {res["diet_subset"]} of '
-        f'{s["num_train"]} images, epoch_parts={s["epoch_parts"]}. Train '
+        f'{s["num_train"]} images, epoch_parts={s["epoch_parts"]}; input '
+        f'{s["img_size"]}², RTMDet widen_factor {s["widen_factor"]}. Train '
         f'time: full {res["train_s"]["full"]} s, diet_ft '
         f'{res["train_s"]["diet_ft"]} s on {s["machine"]}.')
     lines.append('')
@@ -227,7 +256,8 @@ def main(argv=None):
 
     data_root = osp.join(args.work_dir, 'data') + osp.sep
     summary = make_driver_demo(data_root, num_train=args.num_train,
-                               num_val=args.num_val, seed=args.seed)
+                               num_val=args.num_val, size=args.img_size,
+                               seed=args.seed)
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
     results, t_all = {}, time.perf_counter()
 
@@ -280,6 +310,7 @@ def main(argv=None):
         setup=dict(iters=args.iters, stage1_iters=args.stage1_iters,
                    batch_size=args.batch_size, epoch_parts=args.epoch_parts,
                    num_train=args.num_train, num_val=args.num_val,
+                   img_size=args.img_size, widen_factor=args.widen_factor,
                    seed=args.seed, machine=machine),
         command='python bench/diet_ablation.py' + ''.join(
             f' {a}' for a in (argv if argv is not None else sys.argv[1:])))

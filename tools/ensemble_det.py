@@ -7,7 +7,8 @@ list of ``{image_id, category_id, bbox: [x, y, w, h], score}``, what mmdet's
 ``--cfg-options test_evaluator.outfile_prefix=...`` writes)::
 
     python tools/ensemble_det.py a.bbox.json b.bbox.json --out ens.bbox.json \
-        --method wbf --iou-thr 0.55 --ann-file data/driver_demo/annotations/instances_val.json
+        --method wbf --iou-thr 0.55 \
+        --ann-file data/driver_demo/annotations/instances_val.json
 
 * ``wbf`` (weighted boxes fusion, Solovyev et al. 2021): per image and
   class, boxes of all models are clustered greedily in score order (IoU with

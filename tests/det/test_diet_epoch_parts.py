@@ -3,7 +3,6 @@ determinism, epochs, infinite mode and resume."""
 import itertools
 import os.path as osp
 
-import numpy as np
 import pytest
 from _diet_fixtures import REFERENCE_RULES, REFERENCE_SUBSET, load_cfg
 
@@ -80,7 +79,7 @@ def test_no_replacement_cycle_covers_pool():
 
 def test_replacement_draws_with_repeats():
     s = EpochPartsSampler(Sized(20), epoch_parts=1, replacement=True, seed=0)
-    draws = [list(s) for s in [s] for _ in range(1)][0]
+    draws = list(s)
     assert len(draws) == 20 and len(set(draws)) < 20   # repeats happen
     with pytest.raises(ValueError, match='needs shuffle=True'):
         EpochPartsSampler(Sized(20), replacement=True, shuffle=False)

@@ -286,8 +286,8 @@ def category_info_from_dataset(dataset, logger=None) -> CategoryInfo:
     return info
 
 
-def format_histogram(classes: Sequence[str], columns: List[Tuple[str, Sequence]],
-                     unit: str) -> str:
+def format_histogram(classes: Sequence[str],
+                     columns: List[Tuple[str, Sequence]], unit: str) -> str:
     """A fixed-width text table: one row per class, one column per series."""
     width = max([len(unit) + 6] + [len(c) for c in classes]) + 2
     header = f'{"class (" + unit + ")":<{width}}' + ''.join(

@@ -893,10 +893,6 @@ def _write_one(job):
     return split, np.bincount(lab.ravel(), minlength=256)
 
 
-def _worker_init():
-    cv2.setNumThreads(1)
-
-
 def make_samsung_demo(out_dir: str,
                       num_train_source: int = 200,
                       num_val_source: int = 50,
@@ -953,7 +949,10 @@ def make_samsung_demo(out_dir: str,
     if num_workers > 1 and len(jobs) > 8:
         ctx = mp.get_context(
             'fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-        with ctx.Pool(num_workers, initializer=_worker_init) as pool:
+        # no cv2.setNumThreads() in the workers: reconfiguring OpenCV's
+        # thread pool in a forked child can deadlock when the parent has
+        # already used it
+        with ctx.Pool(num_workers) as pool:
             results = pool.map(_write_one, jobs, chunksize=4)
     else:
         results = [_write_one(job) for job in jobs]

@@ -483,9 +483,12 @@ class UDASegmentor(BaseSegmentor):
     def _log_panel(self, data, pseudo, vis, it, src_stats, tgt_stats):
         from mmengine.dist import is_main_process
         from mmengine.visualization import Visualizer
-        if not is_main_process() or not Visualizer.get_instance_names():
+        if not is_main_process():
             return
-        visualizer = Visualizer.get_current_instance()
+        try:
+            visualizer = Visualizer.get_current_instance()
+        except RuntimeError:  # no Runner/visualizer: nothing to log to
+            return
         meta = getattr(visualizer, 'dataset_meta', None) or {}
         palette = palette_for(self.num_classes, meta.get('palette'))
         tiles = []

@@ -1,0 +1,27 @@
+# DAFormer student: MiT-B0 encoder + DAFormer context-aware fusion decoder
+# (per-level 1x1 embedding, depthwise-separable ASPP fusion, dilations
+# 1/6/12/18), as in DAFormer/MIC with MiT-B5 scaled down to B0 for CPU.
+# From scratch here (init_cfg=None): with internet, set
+#   model.segmentor.backbone.init_cfg=dict(type='Pretrained', checkpoint=...)
+# to mmseg's ImageNet MiT weights, which the ImageNet feature distance needs.
+_base_ = ['./segformer_mit-b0.py']
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    decode_head=dict(
+        _delete_=True,
+        type='DAFormerHead',
+        in_channels=[32, 64, 160, 256],
+        in_index=[0, 1, 2, 3],
+        # 256 in DAFormer (MiT-B5); 128 keeps the fusion cost in proportion
+        # to the B0 encoder
+        channels=128,
+        embed_dims=128,
+        dropout_ratio=0.1,
+        num_classes=12,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        fusion_cfg=dict(
+            sep=True, dilations=(1, 6, 12, 18), pool=False),
+        init_cfg=None,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

@@ -1,0 +1,44 @@
+# DAFormer (Hoyer et al., CVPR 2022) = DACS self-training with an EMA
+# teacher + rare class sampling + ImageNet feature distance, on the demo's
+# pinhole -> fisheye shift.
+#   python tools/train.py configs/daformer_uda.py
+# Real data: replace `_base_/uda/uda_samsung_demo.py` by the Samsung or
+# GTA->Cityscapes UDA data configs (see configs/README.md).
+_base_ = [
+    './_base_/models/daformer_mit-b0.py',
+    './_base_/uda/uda_samsung_demo.py',
+    './_base_/default_runtime.py',
+    './_base_/schedules/schedule_2k.py',
+]
+crop_size = (128, 256)
+model = dict(
+    _delete_=True,
+    type='UDASegmentor',
+    segmentor=_base_.model,
+    data_preprocessor=dict(
+        type='UDADataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size=crop_size),
+    alpha=0.999,                    # EMA teacher
+    pseudo_threshold=0.968,         # DACS confidence weight
+    mix='class',                    # DACS ClassMix (None = off)
+    color_jitter_strength=0.2,
+    color_jitter_probability=0.8,
+    blur=True,
+    # ImageNet feature distance on the thing classes Traffic Light, Traffic
+    # Sign, Person, Rider, Car. It pulls features towards the *initial*
+    # backbone: meaningful with ImageNet-pretrained weights (see
+    # _base_/models/daformer_mit-b0.py), so set 0 when training from scratch
+    imnet_feature_dist_lambda=0.005,
+    imnet_feature_dist_classes=[5, 6, 9, 10, 11],
+    imnet_feature_dist_scale_min_ratio=0.75,
+    mask_lambda=0.0,                # MIC off
+    dual_branch_lambda=0.0,         # distortion branch off
+    eval_model='student',
+    vis_interval=100)
+# the optimizer gets the student only (not the EMA teacher / frozen copy)
+optim_wrapper = dict(constructor='UDAOptimWrapperConstructor')

@@ -42,6 +42,8 @@ def setup_toolbox(cfg):
     if scope != 'mmengine':
         utils = importlib.import_module(f'{scope}.utils')
         utils.register_all_modules(init_default_scope=False)
+    from mmplugins.utils.config_check import check_config_types
+    check_config_types(cfg, scope, cfg.filename)
     return scope
 
 

@@ -1,0 +1,230 @@
+"""Scaling: MIC step time per MiT size and crop, and DDP 1 vs 2 processes.
+
+1. The MIC + dual-branch ``train_step`` of ``configs/mic_dual_aug.py``
+   (``bench/uda_step_bench.py``'s model and synthetic batch) with the MiT-B0,
+   B2 and B5 encoders at 256x256 and 512x512 crops, one line each, so a
+   user can predict the cost of a configuration on their hardware. Lines
+   run cheapest first; a line whose first (warm-up) step already exceeds
+   ``--line-budget-s`` / 3 reports that one step (marked) instead of a
+   median, and costlier lines are skipped, so the whole table fits a time
+   budget on a small CPU.
+2. DDP throughput: the same UDA model wrapped in mmengine's
+   ``MMSeparateDistributedDataParallel`` (as the configs' ``model_wrapper_cfg``
+   does) with gloo, launched by ``torch.distributed.run`` with 1 and 2
+   processes; samples/s = processes x batch / step time; figure = 2-process
+   / 1-process throughput. On CPU the processes share the cores, so > 1 is
+   only possible with spare cores.
+
+Writes ``bench/results/scaling.{json,md}``.
+
+Example::
+
+    python bench/scaling_bench.py --backbones b0 b2 b5 --crops 256 512
+    python bench/scaling_bench.py --device cuda --amp --no-ddp
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import (ROOT, interleaved_medians, machine_info,  # noqa: E402
+                     md_table, resolve_device, set_threads, sync,
+                     write_results)
+
+
+def step_line(backbone, crop, batch_size, reps, device, amp, budget_s):
+    """One table line: params and the median MIC step time."""
+    import uda_step_bench as usb
+    model, ow, crop = usb.build(backbone, (crop, crop), None, device, amp)
+    params = sum(p.numel() for p in model.student.parameters()) / 1e6
+    batch = usb.uda_batch(batch_size, *crop)
+    sync(device)
+    start = time.perf_counter()
+    model.train_step(batch, ow)
+    sync(device)
+    first = time.perf_counter() - start
+    line = dict(backbone=f'MiT-{backbone.upper()}', crop=crop[0],
+                batch_size=batch_size, student_params_m=round(params, 1),
+                first_step_s=round(first, 3))
+    if first > budget_s / 3:
+        line.update(step_s=round(first, 3), reps=0,
+                    note='one step incl. warm-up (over the line budget)')
+    else:
+        reps = max(1, min(reps, int(budget_s / max(first, 1e-3)) - 1))
+        t = interleaved_medians({'s': lambda: model.train_step(batch, ow)},
+                                reps, 0, device)['s']['median_s']
+        line.update(step_s=round(t, 4), reps=reps)
+    line['samples_per_s'] = round(batch_size / line['step_s'], 3)
+    if str(device).startswith('cuda'):
+        line['cuda_max_allocated_mb'] = round(
+            torch.cuda.max_memory_allocated() / 2**20, 1)
+        torch.cuda.reset_peak_memory_stats()
+    del model, ow
+    return line
+
+
+# ------------------------------------------------------------------ DDP
+def ddp_worker(args):
+    """Body of one DDP process (launched by torch.distributed.run)."""
+    import torch.distributed as dist
+    import mmplugins  # noqa: F401  (CPU gloo fixes)
+    from mmengine.model import MMSeparateDistributedDataParallel
+    import uda_step_bench as usb
+    dist.init_process_group('gloo')
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model, _, crop = usb.build(args.ddp_backbone, None, None, 'cpu')
+    wrapped = MMSeparateDistributedDataParallel(
+        module=model, broadcast_buffers=False, find_unused_parameters=False)
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.config import Config
+    cfg = Config.fromfile(usb.CONFIG)
+    ow = build_optim_wrapper(wrapped, cfg.optim_wrapper)
+    batch = usb.uda_batch(args.batch_size, *crop, seed=rank)
+    times = []
+    for i in range(args.ddp_steps + 1):
+        dist.barrier()
+        start = time.perf_counter()
+        wrapped.train_step(batch, ow)
+        dist.barrier()
+        if i:  # the first step is the warm-up
+            times.append(time.perf_counter() - start)
+    # identical weights on every rank after the steps = gradients synced
+    w = next(model.student.parameters()).detach().clone()
+    gathered = [torch.zeros_like(w) for _ in range(world)]
+    dist.all_gather(gathered, w)
+    if rank == 0:
+        times.sort()
+        step = times[len(times) // 2]
+        print(json.dumps(dict(
+            world_size=world, step_s=round(step, 4),
+            samples_per_s=round(world * args.batch_size / step, 3),
+            weights_in_sync=all(torch.equal(g, gathered[0])
+                                for g in gathered),
+            threads_per_process=torch.get_num_threads())))
+    dist.destroy_process_group()
+
+
+def ddp_run(nproc, args):
+    """Launch ``nproc`` DDP processes; returns rank 0's JSON."""
+    threads = args.threads or max(1, (os.cpu_count() or 2) // nproc)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+           f'--nproc_per_node={nproc}', osp.abspath(__file__), '--ddp-worker',
+           '--ddp-steps', str(args.ddp_steps), '--batch-size',
+           str(args.batch_size), '--ddp-backbone', args.ddp_backbone]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=args.ddp_timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'DDP run with {nproc} processes failed (rc '
+                           f'{proc.returncode}):\n{proc.stderr[-3000:]}')
+    return json.loads(lines[-1])
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--backbones', nargs='+', default=['b0', 'b2', 'b5'])
+    parser.add_argument('--crops', type=int, nargs='+', default=[256, 512])
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--reps', type=int, default=3)
+    parser.add_argument('--line-budget-s', type=float, default=90.0,
+                        help='time a line may take (see the module doc)')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--no-ddp', action='store_true')
+    parser.add_argument('--ddp-steps', type=int, default=3)
+    parser.add_argument('--ddp-backbone', default='b0')
+    parser.add_argument('--ddp-timeout', type=float, default=600)
+    parser.add_argument('--quick', action='store_true',
+                        help='b0/b2 at 256, 1 rep, 2 DDP steps')
+    parser.add_argument('--ddp-worker', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--out-dir', default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.ddp_worker:
+        return ddp_worker(args)
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.quick:
+        args.backbones, args.crops = args.backbones[:2], args.crops[:1]
+        args.reps, args.ddp_steps = 1, 2
+    torch.manual_seed(0)
+    lines, skipped, over = [], [], []
+    order = {b: i for i, b in enumerate(args.backbones)}
+    for crop in sorted(args.crops):
+        for backbone in args.backbones:
+            # a line costs more than any over-budget line with a smaller or
+            # equal encoder and crop: skip it
+            if any(order[b] <= order[backbone] and c <= crop
+                   for b, c in over):
+                skipped.append(f'MiT-{backbone.upper()} {crop}x{crop}')
+                continue
+            line = step_line(backbone, crop, args.batch_size, args.reps,
+                             device, args.amp, args.line_budget_s)
+            print(json.dumps(line))
+            lines.append(line)
+            if line['reps'] == 0:
+                over.append((backbone, crop))
+    base = lines[0]['step_s']
+    for line in lines:
+        line['relative_to_first'] = round(line['step_s'] / base, 2)
+
+    ddp = None
+    if not args.no_ddp and not str(device).startswith('cuda'):
+        one, two = ddp_run(1, args), ddp_run(2, args)
+        ddp = dict(one_process=one, two_processes=two,
+                   throughput_ratio=round(two['samples_per_s'] /
+                                          one['samples_per_s'], 3),
+                   backbone=f'MiT-{args.ddp_backbone.upper()}',
+                   crop='config (128x256)', batch_per_process=args.batch_size)
+
+    result = dict(bench='scaling', device=device, amp=bool(args.amp),
+                  lines=lines, skipped=skipped, ddp=ddp,
+                  machine=machine_info(device))
+    header = ['encoder', 'crop', 'params (M)', 'step (s)', 'samples/s',
+              'x first line', 'reps']
+    rows = [[ln['backbone'], f'{ln["crop"]}²', ln['student_params_m'],
+             f'{ln["step_s"]:.3f}', f'{ln["samples_per_s"]:.3g}',
+             ln['relative_to_first'], ln['reps'] or 'one step*']
+            for ln in lines]
+    if 'cuda_max_allocated_mb' in lines[0]:
+        header.append('CUDA max alloc (GiB)')
+        for row, ln in zip(rows, lines):
+            row.append(f'{ln["cuda_max_allocated_mb"] / 1024:.2f}')
+    md = [f'# Scaling: MIC + dual-branch step (batch {args.batch_size}, '
+          f'{result["machine"]["device"]}{", AMP" if args.amp else ""})', '']
+    md += md_table(header, rows)
+    if any(ln['reps'] == 0 for ln in lines):
+        md.append('\n\\* one step including warm-up: over the line budget.')
+    if skipped:
+        md.append(f'\nSkipped (time budget): {", ".join(skipped)}.')
+    if ddp:
+        md += ['', f'DDP ({ddp["backbone"]}, {ddp["crop"]}, batch '
+               f'{args.batch_size}/process, gloo, '
+               'MMSeparateDistributedDataParallel):', '']
+        md += md_table(['processes', 'threads/process', 'step (s)',
+                        'samples/s', 'weights in sync'],
+                       [[d['world_size'], d['threads_per_process'],
+                         d['step_s'], d['samples_per_s'],
+                         d['weights_in_sync']] for d in (one, two)])
+        md += ['', f'**2-process / 1-process throughput = '
+               f'{ddp["throughput_ratio"]:.2f}x** on '
+               f'{result["machine"].get("usable_cores")} usable cores.']
+    write_results('scaling', result, md, args.out_dir)
+    return result
+
+
+if __name__ == '__main__':
+    main()

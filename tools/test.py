@@ -25,6 +25,9 @@ def parse_args(argv=None):
                         help='directory (inside the work dir) where painted '
                         'predictions are saved')
     parser.add_argument('--wait-time', type=float, default=2)
+    parser.add_argument('--show-interval', type=int, default=1,
+                        help='paint every N-th test image (mmseg/mmdet '
+                        'default to 50; here every image unless set)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (cfg.tta_model and '
                         'cfg.tta_pipeline)')
@@ -48,6 +51,7 @@ def trigger_visualization_hook(cfg, args, scope):
             "type='SegVisualizationHook')")
     hook = default_hooks['visualization']
     hook['draw'] = True
+    hook['interval'] = args.show_interval
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -57,9 +61,9 @@ def trigger_visualization_hook(cfg, args, scope):
             hook['out_dir'] = args.show_dir
         elif scope == 'mmdet':
             hook['test_out_dir'] = args.show_dir
-        else:
+        else:  # mmseg: relative to the work dir, like mmdet's test_out_dir
             visualizer = cfg.visualizer
-            visualizer['save_dir'] = args.show_dir
+            visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
     return cfg
 
 

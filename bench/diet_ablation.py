@@ -71,6 +71,11 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
                                                   'diet_ablation'))
     p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
+    p.add_argument('--arms', nargs='+', choices=['full', 'diet_ft'],
+                   default=['full', 'diet_ft'],
+                   help='train only these arms (e.g. one process per arm); '
+                   'the table is written once both arms\' results are in '
+                   '--work-dir')
     p.add_argument('--ensemble', action='store_true',
                    help='also evaluate the WBF ensemble of both arms')
     p.add_argument('--update-docs', action='store_true',
@@ -196,6 +201,33 @@ def coco_per_class(ann_file, preds_file, classes):
     return {c: out[c] for c in list(classes) + ['mean']}
 
 
+def _command(argv):
+    """The command line that regenerates the table (without --arms)."""
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if '--arms' in argv:
+        i = argv.index('--arms')
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith('--'):
+            j += 1
+        del argv[i:j]
+    return 'python bench/diet_ablation.py' + ''.join(f' {a}' for a in argv)
+
+
+def save_arm(args, arm, result):
+    with open(osp.join(args.work_dir, f'result_{arm}.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+
+
+def instance_counts(data_root, split):
+    from mmplugins.datasets.demo.driver_demo import DRIVER_CLASSES
+    coco = json.load(open(osp.join(data_root, 'annotations',
+                                   f'instances_{split}.json')))
+    counts = {c: 0 for c in DRIVER_CLASSES}
+    for ann in coco['annotations']:
+        counts[DRIVER_CLASSES[ann['category_id'] - 1]] += 1
+    return counts
+
+
 def to_markdown(res):
     arms = [a for a in ('full', 'diet_ft', 'ensemble') if a in res['ap']]
     head = '| class | train instances | ' + ' | '.join(
@@ -252,36 +284,49 @@ def main(argv=None):
 
     from mmplugins.datasets.demo.driver_demo import (DRIVER_CLASSES,
                                                      make_driver_demo)
+    os.makedirs(args.work_dir, exist_ok=True)
     register_all_modules(init_default_scope=False)
 
     data_root = osp.join(args.work_dir, 'data') + osp.sep
-    summary = make_driver_demo(data_root, num_train=args.num_train,
-                               num_val=args.num_val, size=args.img_size,
-                               seed=args.seed)
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
-    results, t_all = {}, time.perf_counter()
+    if not osp.isfile(ann_val):  # deterministic: reuse between processes
+        make_driver_demo(data_root, num_train=args.num_train,
+                         num_val=args.num_val, size=args.img_size,
+                         seed=args.seed)
+    t_all = time.perf_counter()
 
-    # arm 1: full data, --iters iterations
-    cfg = make_cfg('full', args, data_root, osp.join(args.work_dir, 'full'),
-                   args.iters)
-    results['full'] = train_and_eval(cfg)
+    if 'full' in args.arms:  # arm 1: full data, --iters iterations
+        cfg = make_cfg('full', args, data_root,
+                       osp.join(args.work_dir, 'full'), args.iters)
+        save_arm(args, 'full', train_and_eval(cfg))
 
-    # arm 2: diet (infinite stream, epoch_parts) then fine-tune
-    stage1_sampler = load_cfg(CONFIGS['stage1']).train_dataloader.sampler
-    stage1_sampler.update(infinite=True, epoch_parts=args.epoch_parts)
-    cfg = make_cfg('stage1', args, data_root,
-                   osp.join(args.work_dir, 'stage1'), args.stage1_iters,
-                   sampler=stage1_sampler)
-    s1 = train_and_eval(cfg)
-    cfg = make_cfg('stage2', args, data_root,
-                   osp.join(args.work_dir, 'stage2'),
-                   args.iters - args.stage1_iters, load_from=s1['ckpt'],
-                   warmup=20)
-    s2 = train_and_eval(cfg)
-    results['diet_ft'] = dict(
-        train_s=round(s1['train_s'] + s2['train_s'], 1),
-        images_seen=s1['images_seen'] + s2['images_seen'], preds=s2['preds'],
-        stage1=s1, stage2=s2)
+    if 'diet_ft' in args.arms:  # arm 2: diet (infinite, epoch_parts), ft
+        stage1_sampler = load_cfg(CONFIGS['stage1']).train_dataloader.sampler
+        stage1_sampler.update(infinite=True, epoch_parts=args.epoch_parts)
+        cfg = make_cfg('stage1', args, data_root,
+                       osp.join(args.work_dir, 'stage1'), args.stage1_iters,
+                       sampler=stage1_sampler)
+        s1 = train_and_eval(cfg)
+        cfg = make_cfg('stage2', args, data_root,
+                       osp.join(args.work_dir, 'stage2'),
+                       args.iters - args.stage1_iters, load_from=s1['ckpt'],
+                       warmup=20)
+        s2 = train_and_eval(cfg)
+        save_arm(args, 'diet_ft', dict(
+            train_s=round(s1['train_s'] + s2['train_s'], 1),
+            images_seen=s1['images_seen'] + s2['images_seen'],
+            preds=s2['preds'], diet_subset=s1['sampler_pool'], stage1=s1,
+            stage2=s2))
+
+    results = {}
+    for arm in ('full', 'diet_ft'):
+        path = osp.join(args.work_dir, f'result_{arm}.json')
+        if osp.isfile(path):
+            results[arm] = json.load(open(path))
+    if len(results) < 2:
+        print(f'trained {args.arms}; the table needs both arms in '
+              f'{args.work_dir}')
+        return results
     if results['full']['images_seen'] != results['diet_ft']['images_seen']:
         raise RuntimeError('arms saw different numbers of images: '
                            f'{results}')
@@ -296,12 +341,12 @@ def main(argv=None):
         ap['ensemble'] = coco_per_class(ann_val, ens, DRIVER_CLASSES)
 
     machine = (f'{platform.processor() or platform.machine()}, '
-               f'{args.threads} threads, {os.cpu_count()} CPUs')
+               f'{args.threads} thread(s) per arm, {os.cpu_count()} CPUs')
     res = dict(
         classes=list(DRIVER_CLASSES),
-        train_instances=summary['train']['instances'],
-        val_instances=summary['val']['instances'],
-        diet_subset=s1['sampler_pool'],
+        train_instances=instance_counts(data_root, 'train'),
+        val_instances=instance_counts(data_root, 'val'),
+        diet_subset=results['diet_ft']['diet_subset'],
         images_seen={a: results[a]['images_seen']
                      for a in ('full', 'diet_ft')},
         train_s={a: results[a]['train_s'] for a in ('full', 'diet_ft')},
@@ -312,8 +357,7 @@ def main(argv=None):
                    num_train=args.num_train, num_val=args.num_val,
                    img_size=args.img_size, widen_factor=args.widen_factor,
                    seed=args.seed, machine=machine),
-        command='python bench/diet_ablation.py' + ''.join(
-            f' {a}' for a in (argv if argv is not None else sys.argv[1:])))
+        command=_command(argv))
     md = to_markdown(res)
     print(md)
     os.makedirs(args.out_dir, exist_ok=True)

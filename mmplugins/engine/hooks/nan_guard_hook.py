@@ -184,12 +184,12 @@ class NaNGuardHook(Hook):
         self._skip_this = False
         self._last_losses = None
         if self.action == 'skip':
-            # BN running statistics are updated in the forward pass, before
-            # any loss exists: keep a copy to undo a bad batch
+            # BN running statistics (and counters) are updated in the
+            # forward pass, before any loss exists: keep a copy to undo a
+            # bad batch
             self._buffers = {
                 n: b.detach().clone()
                 for n, b in self._model.named_buffers()
-                if b.is_floating_point()
             }
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,

@@ -83,6 +83,40 @@ def current_rss_mb() -> float:
         return 0.0
 
 
+class RSSSampler:
+    """Highest current RSS (MiB) seen while the ``with`` block runs.
+
+    ``ru_maxrss`` is the peak over the process's whole life (imports and
+    model building included), so it cannot isolate a training step; a
+    thread polling ``/proc/self/statm`` every ``interval`` s can (torch
+    kernels release the GIL, so the poller runs during them).
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = None
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        import threading
+        self.peak_mb = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, current_rss_mb())
+        return False
+
+
 def reset_peak_memory(device: str) -> None:
     if str(device).startswith('cuda'):
         import torch

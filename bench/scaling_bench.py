@@ -4,10 +4,12 @@
    (``bench/uda_step_bench.py``'s model and synthetic batch) with the MiT-B0,
    B2 and B5 encoders at 256x256 and 512x512 crops, one line each, so a
    user can predict the cost of a configuration on their hardware. Lines
-   run cheapest first; a line whose first (warm-up) step already exceeds
-   ``--line-budget-s`` / 3 reports that one step (marked) instead of a
-   median, and costlier lines are skipped, so the whole table fits a time
-   budget on a small CPU.
+   run cheapest first. From the first line's step time and a rough
+   compute ratio per encoder and crop, a line predicted to exceed
+   ``--line-budget-s`` (or what is left of ``--budget-s``) is skipped and
+   listed as such; a line whose warm-up step leaves no room for more
+   reports that one step (marked). So the table fits a time budget on a
+   small CPU and is complete on a GPU.
 2. DDP throughput: the same UDA model wrapped in mmengine's
    ``MMSeparateDistributedDataParallel`` (as the configs' ``model_wrapper_cfg``
    does) with gloo, launched by ``torch.distributed.run`` with 1 and 2
@@ -38,8 +40,18 @@ from _common import (ROOT, interleaved_medians, machine_info,  # noqa: E402
                      write_results)
 
 
+#: rough compute of a MiT segmentor relative to B0 (SegFormer GFLOPs at
+#: 512x512: 8.4, 15.9, 62.4, 79.0, 95.7, 183.3), used only to skip lines
+#: that would not fit the time budget
+COST = dict(b0=1.0, b1=1.9, b2=7.4, b3=9.4, b4=11.4, b5=21.8)
+
+
 def step_line(backbone, crop, batch_size, reps, device, amp, budget_s):
-    """One table line: params and the median MIC step time."""
+    """One table line: params and the median MIC step time.
+
+    The first step is the warm-up; the median of up to ``reps`` more is
+    reported if they fit ``budget_s``, else the first step (flagged).
+    """
     import uda_step_bench as usb
     model, ow, crop = usb.build(backbone, (crop, crop), None, device, amp)
     params = sum(p.numel() for p in model.student.parameters()) / 1e6
@@ -49,14 +61,17 @@ def step_line(backbone, crop, batch_size, reps, device, amp, budget_s):
     model.train_step(batch, ow)
     sync(device)
     first = time.perf_counter() - start
+    if str(device).startswith('cuda'):
+        # without the first step's one-off cuDNN algorithm search
+        torch.cuda.reset_peak_memory_stats()
     line = dict(backbone=f'MiT-{backbone.upper()}', crop=crop[0],
                 batch_size=batch_size, student_params_m=round(params, 1),
                 first_step_s=round(first, 3))
-    if first > budget_s / 3:
+    reps = max(0, min(reps, int((budget_s - first) / max(first, 1e-3))))
+    if reps == 0:
         line.update(step_s=round(first, 3), reps=0,
-                    note='one step incl. warm-up (over the line budget)')
+                    note='one step incl. warm-up (line budget)')
     else:
-        reps = max(1, min(reps, int(budget_s / max(first, 1e-3)) - 1))
         t = interleaved_medians({'s': lambda: model.train_step(batch, ow)},
                                 reps, 0, device)['s']['median_s']
         line.update(step_s=round(t, 4), reps=reps)
@@ -64,7 +79,6 @@ def step_line(backbone, crop, batch_size, reps, device, amp, budget_s):
     if str(device).startswith('cuda'):
         line['cuda_max_allocated_mb'] = round(
             torch.cuda.max_memory_allocated() / 2**20, 1)
-        torch.cuda.reset_peak_memory_stats()
     del model, ow
     return line
 
@@ -134,8 +148,10 @@ def parse_args(argv=None):
     parser.add_argument('--crops', type=int, nargs='+', default=[256, 512])
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--reps', type=int, default=3)
-    parser.add_argument('--line-budget-s', type=float, default=90.0,
+    parser.add_argument('--line-budget-s', type=float, default=120.0,
                         help='time a line may take (see the module doc)')
+    parser.add_argument('--budget-s', type=float, default=900.0,
+                        help='time all lines may take')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--threads', type=int, default=None)
@@ -159,24 +175,28 @@ def main(argv=None):
     device = resolve_device(args.device)
     if args.quick:
         args.backbones, args.crops = args.backbones[:2], args.crops[:1]
+        args.line_budget_s = min(args.line_budget_s, 60)
         args.reps, args.ddp_steps = 1, 2
     torch.manual_seed(0)
-    lines, skipped, over = [], [], []
-    order = {b: i for i, b in enumerate(args.backbones)}
-    for crop in sorted(args.crops):
-        for backbone in args.backbones:
-            # a line costs more than any over-budget line with a smaller or
-            # equal encoder and crop: skip it
-            if any(order[b] <= order[backbone] and c <= crop
-                   for b, c in over):
-                skipped.append(f'MiT-{backbone.upper()} {crop}x{crop}')
+    lines, skipped = [], []
+    start = time.perf_counter()
+    todo = sorted(((b, c) for b in args.backbones for c in args.crops),
+                  key=lambda bc: COST[bc[0]] * bc[1]**2)
+    for backbone, crop in todo:
+        if lines:  # predict from the first (cheapest) line
+            ref = lines[0]
+            est = ref['step_s'] * COST[backbone] / COST[ref['bb']] * (
+                crop / ref['crop'])**2
+            left = args.budget_s - (time.perf_counter() - start)
+            if est > min(args.line_budget_s, left):
+                skipped.append(f'MiT-{backbone.upper()} {crop}² (predicted '
+                               f'{est:.0f} s/step)')
                 continue
-            line = step_line(backbone, crop, args.batch_size, args.reps,
-                             device, args.amp, args.line_budget_s)
-            print(json.dumps(line))
-            lines.append(line)
-            if line['reps'] == 0:
-                over.append((backbone, crop))
+        line = step_line(backbone, crop, args.batch_size, args.reps,
+                         device, args.amp, args.line_budget_s)
+        line['bb'] = backbone
+        print(json.dumps(line))
+        lines.append(line)
     base = lines[0]['step_s']
     for line in lines:
         line['relative_to_first'] = round(line['step_s'] / base, 2)

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import (ROOT, current_rss_mb, interleaved_medians,  # noqa: E402
-                     machine_info, md_table, peak_memory_mb,
-                     reset_peak_memory, resolve_device, run_json_subprocess,
-                     set_threads, sync, time_fn, write_results)
+from _common import (ROOT, RSSSampler, current_rss_mb,  # noqa: E402
+                     interleaved_medians, machine_info, md_table,
+                     peak_memory_mb, reset_peak_memory, resolve_device,
+                     run_json_subprocess, set_threads, sync, write_results)
 
 CONFIG = osp.join(ROOT, 'configs', 'mic_dual_aug.py')
 GOAL_RATIO = 1.10
@@ -247,19 +247,19 @@ def measure_memory(backbone, crop, batch_size, overrides, device, amp,
     """Peak memory of train_steps in *this* process (call in a fresh one)."""
     model, ow, crop = build(backbone, crop, overrides, device, amp)
     batch = uda_batch(batch_size, *crop)
+    cuda = str(device).startswith('cuda')
     sync(device)
-    base = current_rss_mb()
     reset_peak_memory(device)
-    dev_base = (torch.cuda.memory_allocated() / 2**20
-                if str(device).startswith('cuda') else base)
-    for _ in range(steps):
-        model.train_step(batch, ow)
-    sync(device)
-    peak = peak_memory_mb(device)
-    return dict(peak_mb=round(peak, 1), before_step_mb=round(dev_base, 1),
-                step_mb=round(peak - dev_base, 1),
-                kind='cuda_max_allocated' if str(device).startswith('cuda')
-                else 'peak_rss')
+    base = (torch.cuda.memory_allocated() / 2**20 if cuda else
+            current_rss_mb())
+    with RSSSampler() as rss:
+        for _ in range(steps):
+            model.train_step(batch, ow)
+        sync(device)
+    peak = peak_memory_mb(device) if cuda else rss.peak_mb
+    return dict(peak_mb=round(peak, 1), before_step_mb=round(base, 1),
+                step_mb=round(peak - base, 1),
+                kind='cuda_max_allocated' if cuda else 'rss')
 
 
 def parse_args(argv=None):

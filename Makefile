@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.mmplugins-installed
 DEMO_DATA ?= data/samsung_demo
 DEMO_CONFIG ?= configs/mic_dual_aug.py
-DEMO_ITERS ?= 200
+DEMO_ITERS ?= 100
 PYTEST_ARGS ?=
 
 .PHONY: install demo demo-data test test-fast bench info list clean
@@ -14,11 +14,15 @@ install: $(STAMP)
 $(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/optional.txt pyproject.toml
 	bash tools/install/install.sh $(VENV)
 
-demo-data: $(STAMP)
+demo-data: $(DEMO_DATA)/train_source.csv
+
+$(DEMO_DATA)/train_source.csv: $(STAMP)
 	$(PY) tools/make_demo_data.py --out $(DEMO_DATA)
 
 demo: demo-data
-	$(PY) tools/train.py $(DEMO_CONFIG) --cfg-options train_cfg.max_iters=$(DEMO_ITERS)
+	$(PY) tools/train.py $(DEMO_CONFIG) --cfg-options train_cfg.max_iters=$(DEMO_ITERS) \
+		train_cfg.val_interval=$(DEMO_ITERS) default_hooks.checkpoint.interval=$(DEMO_ITERS) \
+		default_hooks.logger.interval=10 model.vis_interval=25
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir work_dirs/"
 
 test: $(STAMP)

@@ -1,0 +1,110 @@
+"""Target-domain mIoU of source-only vs +dual-branch vs +MIC vs the full
+config, same model, schedule and seed (issue: "Must be shown").
+
+    python bench/uda_ablation.py                       # defaults below
+    python bench/uda_ablation.py --iters 300 --variants source_only full
+
+Each variant is one ``tools/train.py configs/mic_dual_aug.py`` run with
+``--cfg-options`` toggles (so the table really is "one line per ablation"),
+evaluated on the labelled *target* val split of the demo data at the end.
+Writes ``bench/results/uda_ablation.{json,md}``. Runs unchanged on CPU and
+CUDA (the Runner picks the device).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+from _common import ROOT, machine_info, md_table, write_results
+
+OFF = ['model.mix=None', 'model.mask_lambda=0', 'model.dual_branch_lambda=0',
+       'train_dataloader.dataset.rare_class_sampling=None']
+VARIANTS = {
+    'source_only': OFF,
+    'dual_branch': ['model.mix=None', 'model.mask_lambda=0',
+                    'train_dataloader.dataset.rare_class_sampling=None'],
+    'mic': ['model.dual_branch_lambda=0'],  # DACS + RCS + MIC
+    'full': [],  # configs/mic_dual_aug.py as shipped
+}
+
+
+def _cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
+def final_metrics(work_dir):
+    rows = []
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                   'scalars.json')):
+        with open(path) as f:
+            rows += [json.loads(x) for x in f if x.strip()]
+    vals = [r for r in rows if 'mIoU' in r]
+    if not vals:
+        raise RuntimeError(f'no validation result in {work_dir}')
+    return max(vals, key=lambda r: r.get('step', 0))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--config', default='configs/mic_dual_aug.py')
+    p.add_argument('--data', default='data/samsung_demo',
+                   help="made here if missing; must be the config's data_root")
+    p.add_argument('--iters', type=int, default=400)
+    p.add_argument('--lr', type=float, default=None,
+                   help='override optim_wrapper.optimizer.lr')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                   choices=list(VARIANTS))
+    p.add_argument('--work-dir', default='work_dirs/uda_ablation')
+    p.add_argument('--out-dir', default=None)
+    args = p.parse_args(argv)
+    if not osp.isfile(osp.join(ROOT, args.data, 'train_source.csv')):
+        subprocess.run([sys.executable, 'tools/make_demo_data.py', '--out',
+                        args.data], cwd=ROOT, check=True)
+    common = [
+        f'train_cfg.max_iters={args.iters}',
+        f'train_cfg.val_interval={args.iters}',
+        f'default_hooks.checkpoint.interval={args.iters}',
+        'default_hooks.logger.interval=50', 'model.vis_interval=0',
+        f'train_dataloader.num_workers={args.workers}',
+    ]
+    if args.lr is not None:
+        common.append(f'optim_wrapper.optimizer.lr={args.lr}')
+    results = {}
+    for name in args.variants:
+        wd = osp.join(args.work_dir, name)
+        cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir',
+               wd, '--cfg-options', *common, *VARIANTS[name]]
+        print('$', ' '.join(cmd[1:]), flush=True)
+        t0 = time.time()
+        subprocess.run(cmd, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        m = final_metrics(osp.join(ROOT, wd))
+        results[name] = dict(mIoU=m['mIoU'], aAcc=m.get('aAcc'),
+                             mAcc=m.get('mAcc'),
+                             train_s=round(time.time() - t0, 1),
+                             cfg_options=VARIANTS[name])
+        print(name, results[name], flush=True)
+    base = results.get('source_only', {}).get('mIoU')
+    rows = [[n, r['mIoU'], '' if base is None else
+             f"{r['mIoU'] - base:+.2f}", r['train_s'],
+             ' '.join(r['cfg_options']) or '(as shipped)']
+            for n, r in results.items()]
+    info = machine_info('cuda' if _cuda() else 'cpu')
+    md = ['# UDA ablation on the demo pinhole -> fisheye shift', '',
+          f'Target-domain (fisheye val) mIoU after {args.iters} iterations, '
+          f'seed 0, same model/schedule; {info.get("device", "")}.', ''] + \
+        md_table(['variant', 'target mIoU', 'vs source-only', 'train s',
+                  'cfg-options'], rows) + [
+            '', f'`python bench/uda_ablation.py --iters {args.iters}`']
+    write_results('uda_ablation', dict(iters=args.iters, machine=info,
+                                       results=results), md, args.out_dir)
+
+
+if __name__ == '__main__':
+    main()

@@ -7,7 +7,8 @@ validated once at the end on the held-out persons of fold 0. Results go to
 ``bench/results/mask_cls_ablation.{json,md}`` and the table between the
 ``<!-- mask_cls_ablation -->`` markers of ``docs/classification.md``.
 
-Regenerate (about 6-8 min on 2 CPU cores)::
+Regenerate (four runs of 318 iterations; ~45 min measured on 2 CPU cores
+shared with four other jobs, a few minutes on idle cores)::
 
     OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py
 """

@@ -141,3 +141,19 @@ def test_cpu_ddp_drops_device_ids():
 def _optim(model):
     from mmengine.optim import OptimWrapper
     return OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_config_pretty_text_is_formatted_once_and_identical():
+    import time
+
+    from mmengine.config import Config
+    from mmengine.config import config as mm_config
+    cfg = Config(dict(model=dict(type='A', layers=[1, 2, 3]), lr=0.1))
+    first = cfg.pretty_text
+    assert getattr(mm_config.FormatCode, '_mmplugins', False)
+    start = time.perf_counter()
+    for _ in range(20):
+        assert cfg.pretty_text == first
+    assert time.perf_counter() - start < 1.0
+    cfg.lr = 0.2  # a changed config is formatted anew
+    assert 'lr = 0.2' in cfg.pretty_text

@@ -254,6 +254,9 @@ def train_forked(config: str, work_dir: str, resume: bool = False,
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
+            # pytest swaps sys.stdout for its capture: write to the file
+            sys.stdout = os.fdopen(1, 'w', buffering=1, closefd=False)
+            sys.stderr = os.fdopen(2, 'w', buffering=1, closefd=False)
             argv = [config, '--work-dir', work_dir]
             if resume:
                 argv.append('--resume')

@@ -62,3 +62,32 @@ def test_kill_resume_equals_uninterrupted(family, rel_data, runs, tmp_path):
     assert {k: ref[k] for k in after} == after
     redone = sorted(set(before) & set(after))
     assert len(redone) >= 1 and all(before[k] == after[k] for k in redone)
+
+
+def test_step_seed_streams_distinct():
+    from mmplugins.engine.hooks.exact_resume_hook import step_seed
+    seeds = {step_seed(s, r, e, b) for s in (0, 1) for r in range(4)
+             for e in range(3) for b in range(50)}
+    assert len(seeds) == 2 * 4 * 3 * 50  # no two batches share a stream
+    assert step_seed(0, 0, 0, 7) == step_seed(0, 0, 0, 7)
+    assert all(0 <= s < 2**32 for s in seeds)
+
+
+@pytest.mark.slow
+def test_resume_with_other_stream_refused(rel_data, runs, tmp_path):
+    """A resume whose batch size differs would replay another data stream:
+    refused with the differences named (strict=True)."""
+    kill = runs.write_config(
+        runs.cls_config(rel_data['cls'], 6,
+                        HOOKS + [dict(type='FaultInjectionHook',
+                                      kill_after_iter=3)]),
+        str(tmp_path / 'kill.py'))
+    wd = str(tmp_path / 'work')
+    assert runs.train_forked(kill, wd) == -9
+    other = runs.cls_config(rel_data['cls'], 6, HOOKS)
+    other.train_dataloader.batch_size = 4
+    other = runs.write_config(other, str(tmp_path / 'other.py'))
+    assert runs.train_forked(other, wd, resume=True) == 1
+    log = runs.read_log(wd)
+    assert "ExactResumeHook: the data stream of the checkpoint differs " \
+        "from this run (checkpoint, now): {'batch_size': (8, 4)}" in log

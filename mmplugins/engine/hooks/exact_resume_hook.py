@@ -140,7 +140,8 @@ class ExactResumeHook(Hook):
           from the epochs before the kill, which a resumed run cannot
           rebuild (a warning says so).
         * Set a fixed ``randomness=dict(seed=...)``: with ``seed=None`` the
-          sampler seed is drawn at start-up, before the checkpoint is read.
+          sampler seed is drawn at start-up, before the checkpoint is read,
+          and the resume is refused (``strict``) as the seeds differ.
         * The hook changes the random streams (each batch gets its own seed),
           so a run with it does not reproduce a run without it.
     """
@@ -161,9 +162,7 @@ class ExactResumeHook(Hook):
         return int(self._runner.epoch)
 
     def before_run(self, runner) -> None:
-        if runner.seed is None:
-            raise ValueError('ExactResumeHook needs a seed: set '
-                             'randomness=dict(seed=...) in the config')
+        # runs before load_or_resume: the seed everything was built with
         self._seed = int(runner.seed)
         self._rank, _ = get_dist_info()
         self._runner = runner
@@ -179,8 +178,11 @@ class ExactResumeHook(Hook):
         self._resumed_geometry = saved.get('geometry')
 
     def before_train(self, runner) -> None:
-        # called after load_or_resume, before mmengine replays the stream
-        now = stream_geometry(runner)
+        # called after load_or_resume, before mmengine replays the stream.
+        # The sampler and datasets were built with the seed of before_run;
+        # mmengine switches runner.seed to the checkpoint's on resume, which
+        # would hide a mismatch (randomness.seed=None draws a new one)
+        now = dict(stream_geometry(runner), seed=self._seed)
         if self._resumed_geometry is not None:
             diff = {k: (v, now.get(k))
                     for k, v in self._resumed_geometry.items()

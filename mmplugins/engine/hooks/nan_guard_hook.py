@@ -69,7 +69,8 @@ class NaNGuardHook(Hook):
             skipped iterations in a row (a diverged run never recovers).
             Defaults to 10.
         check_grads (bool): Also check the gradients before each step.
-            Defaults to True.
+            Defaults to True. Off under ``AmpOptimWrapper``, whose loss
+            scaler treats inf gradients as an overflow and skips the step.
         check_checkpoint (bool): Refuse to write a checkpoint whose model
             state is not finite. Defaults to True.
 
@@ -132,6 +133,9 @@ class NaNGuardHook(Hook):
         if getattr(ow.backward, '_nan_guard', False):
             return
         backward, step = ow.backward, ow.step
+        # AMP: inf gradients are the GradScaler's normal overflow signal (it
+        # skips that step and lowers the scale), not a diverged run
+        check_grads = self.check_grads and not hasattr(ow, 'loss_scaler')
 
         def guarded_backward(loss, **kwargs):
             if torch.is_tensor(loss) and not torch.isfinite(loss).all():
@@ -146,7 +150,7 @@ class NaNGuardHook(Hook):
             return backward(loss, **kwargs)
 
         def guarded_step(**kwargs):
-            if not self._skip_this and self.check_grads:
+            if not self._skip_this and check_grads:
                 bad = non_finite_tensors(
                     (n, p.grad) for n, p in self._named_params(ow))
                 if bad:

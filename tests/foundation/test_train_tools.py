@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 import torch
 
-from conftest import ROOT
+from _testutils import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmplugins  # noqa: F401
-from conftest import ROOT, set_data_root
+from _testutils import ROOT, set_data_root
 
 pytestmark = pytest.mark.slow
 CONFIG = osp.join(ROOT, 'configs', 'mic_dual_aug.py')

@@ -36,9 +36,11 @@ def suite(device, quick=False):
     """
     cuda = device.startswith('cuda')
     step = (['--backbone', 'b5', '--crop', '512', '512', '--amp']
-            if cuda else ['--reps', '2' if quick else '3', '--warmup', '1'])
+            if cuda else ['--reps', '2' if quick else '3', '--warmup', '1',
+                          '--threads', '1'])
     scaling = (['--amp', '--no-ddp'] if cuda else
-               ['--batch-size', '1', '--reps', '2', '--line-budget-s',
+               ['--batch-size', '1', '--reps', '2', '--threads', '1',
+                '--line-budget-s',
                 '60' if quick else '150', '--budget-s', '360',
                 '--ddp-steps', '2'])
     if quick:
@@ -49,7 +51,7 @@ def suite(device, quick=False):
                   '--stride', '341', '--device', 'cuda', '--no-tf32']
     return {
         'uda_step': ('uda_step_bench.py', step + ['--device', device],
-                     'uda_step.json', 420),
+                     'uda_step.json', 600),
         'data_pipeline': ('data_pipeline_bench.py',
                           ['--batches', '8' if quick else '20', '--reps',
                            '2'], 'data_pipeline.json', 300),
@@ -231,6 +233,12 @@ def main(argv=None):
     parser.add_argument('--only', nargs='+', help='bench names to run')
     parser.add_argument('--quick', action='store_true',
                         help='smaller sizes (a few minutes)')
+    parser.add_argument('--summary-only', action='store_true',
+                        help='run nothing: rebuild the summary from the '
+                        'JSON files already in --out-dir')
+    parser.add_argument('--timeout-scale', type=float, default=1.0,
+                        help='multiply every bench timeout (a loaded or '
+                        'slower machine)')
     args = parser.parse_args(argv)
     benches = suite(args.device, args.quick)
     unknown = set(args.only or []) - set(benches)
@@ -241,7 +249,7 @@ def main(argv=None):
     start = time.perf_counter()
     runs, results = {}, {}
     for name, (script, bench_args, out_json, timeout) in benches.items():
-        if args.only and name not in args.only:
+        if args.summary_only or (args.only and name not in args.only):
             # keep the figures of an earlier full run in the summary
             prev = _load(osp.join(args.out_dir, out_json))
             if prev:
@@ -251,7 +259,7 @@ def main(argv=None):
                                   + ' '.join(bench_args))
             continue
         status, secs, _ = run_one(name, script, bench_args, args.out_dir,
-                                  timeout)
+                                  timeout * args.timeout_scale)
         runs[name] = dict(status=status, seconds=round(secs, 1),
                           command=f'python bench/{script} '
                           + ' '.join(bench_args))

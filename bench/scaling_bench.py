@@ -127,7 +127,9 @@ def ddp_worker(args):
 
 def ddp_run(nproc, args):
     """Launch ``nproc`` DDP processes; returns rank 0's JSON."""
-    threads = args.threads or max(1, (os.cpu_count() or 2) // nproc)
+    # the cores are split between the processes (1 process gets them all),
+    # whatever --threads says for the single-process lines
+    threads = max(1, (os.cpu_count() or 2) // nproc)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc_per_node={nproc}', osp.abspath(__file__), '--ddp-worker',
            '--ddp-steps', str(args.ddp_steps), '--batch-size',

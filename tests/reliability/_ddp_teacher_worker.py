@@ -9,9 +9,11 @@ import sys
 import torch
 
 
-def state_hash(module):
+def state_hash(module, buffers=False):
+    """sha256 of the parameters (or of the buffers: BN running stats)."""
     h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
+    items = module.named_buffers() if buffers else module.named_parameters()
+    for k, v in sorted(items):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -30,11 +32,6 @@ def main(cfg_path, out):
     seen = {}
 
     class Probe(Hook):
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            if 'first_batch' not in seen:
-                seen['first_batch'] = [
-                    ds.img_path for ds in data_batch['data_samples']]
-
         def before_train(self, runner):
             seen['teacher_init'] = state_hash(
                 runner.model.module.teacher if hasattr(
@@ -50,7 +47,9 @@ def main(cfg_path, out):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f'rank{rank}.json'), 'w') as f:
         json.dump(dict(iters=runner.iter, teacher=state_hash(model.teacher),
-                       student=state_hash(student), **seen), f)
+                       student=state_hash(student),
+                       teacher_buffers=state_hash(model.teacher, True),
+                       **seen), f)
 
 
 if __name__ == '__main__':

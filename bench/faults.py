@@ -167,7 +167,7 @@ class Bench:
     def nan(self, family, action):
         hooks = [dict(type='NaNGuardHook', action=action),
                  dict(type='FaultInjectionHook', nan_at_iter=3)]
-        length = 6 if family == 'cls' else 4
+        length = 6
         if family == 'seg':
             hooks = hooks[1:]  # UDASegmentor guards its own step
         path = self.cfg(family, length, hooks, f'nan_{family}_{action}')
@@ -186,7 +186,8 @@ class Bench:
                 bad_ckpts += any(not torch.isfinite(v).all()
                                  for v in sd.values()
                                  if v.is_floating_point())
-        ok = bad_ckpts == 0 and (rc == 1 if action == 'stop' else rc == 0)
+        ok = bad_ckpts == 0 and bool(lines) and (
+            rc == 1 if action == 'stop' else rc == 0)
         return dict(
             injected=f'NaN inputs at iteration 3 ({action})',
             outcome=f'rc={rc}; ' + (lines[0].split(' - ')[-1][:200]

@@ -49,6 +49,7 @@ def test_clean_data_passes(seg_copy, runs, tmp_path, capsys):
     assert 'OK: 16 items checked' in out  # 8 source + 8 target
 
 
+@pytest.mark.slow
 def test_each_problem_named(seg_copy, runs, tmp_path, capsys):
     img = osp.join(seg_copy, SRC_IMG.format(1))
     data = open(img, 'rb').read()
@@ -92,6 +93,7 @@ def test_class_mismatch(seg_copy, runs, tmp_path, capsys):
     assert 'source and target class lists differ' in out
 
 
+@pytest.mark.slow
 def test_class_stats_cache(seg_copy, runs, tmp_path, capsys):
     cfg = _config(runs, seg_copy, str(tmp_path / 'c.py'))
     assert _check(cfg, capsys)[0] == 0  # writes the cache
@@ -114,6 +116,7 @@ def test_class_stats_cache(seg_copy, runs, tmp_path, capsys):
         in out
 
 
+@pytest.mark.slow
 def test_detection_and_classification(rel_data, runs, tmp_path, capsys):
     det = str(tmp_path / 'det')
     shutil.copytree(rel_data['det'], det)

@@ -147,8 +147,9 @@ def figures(res, device_label):
             '3. batched / sequential slide inference',
             f'{best["speedup"]:.2f}x', '>= 1.5x',
             _yes(best['speedup'] >= 1.5),
-            f'batch_size {best["batch_size"]}, {r["crops"]} crops of '
-            f'{r["image_size"][0]}x{r["image_size"][1]}, max |diff| '
+            f'batch_size {best["batch_size"]}, {r["crops"]} crops '
+            f'{r["crop_size"][0]}x{r["crop_size"][1]} of a '
+            f'{r["image_size"][0]}x{r["image_size"][1]} image, max abs diff '
             f'{diff:.1e}'])
     r = res.get('class_stats')
     if r:
@@ -277,8 +278,10 @@ def main(argv=None):
           f'`python bench/run_all.py` (= `make bench`) on {machine["device"]},'
           f' {machine.get("usable_cores")} usable cores, load average '
           f'{machine.get("load_avg_1m")} at the end, torch '
-          f'{machine.get("torch")}; total {total / 60:.1f} min. Ratios are '
-          'measured within one run.', '']
+          f'{machine.get("torch")}; '
+          + ('summary rebuilt from the per-bench JSON files'
+             if args.summary_only else f'total {total / 60:.1f} min')
+          + '. Ratios are measured within one run of each bench.', '']
     md += md_table(header, rows)
     failed = {k: v['status'] for k, v in runs.items()
               if v['status'] not in ('ok', 'earlier run')}

@@ -13,9 +13,10 @@
 2. DDP throughput: the same UDA model wrapped in mmengine's
    ``MMSeparateDistributedDataParallel`` (as the configs' ``model_wrapper_cfg``
    does) with gloo, launched by ``torch.distributed.run`` with 1 and 2
-   processes; samples/s = processes x batch / step time; figure = 2-process
-   / 1-process throughput. On CPU the processes share the cores, so > 1 is
-   only possible with spare cores.
+   processes of ``--ddp-threads`` (1) intra-op threads each; samples/s =
+   processes x batch / step time; figure = 2-process / 1-process
+   throughput, i.e. DDP's scaling efficiency (ideal 2x on >= 2 free
+   cores; the gap is the gloo gradient all-reduce and the barrier).
 
 Writes ``bench/results/scaling.{json,md}``.
 
@@ -127,9 +128,10 @@ def ddp_worker(args):
 
 def ddp_run(nproc, args):
     """Launch ``nproc`` DDP processes; returns rank 0's JSON."""
-    # the cores are split between the processes (1 process gets them all),
-    # whatever --threads says for the single-process lines
-    threads = max(1, (os.cpu_count() or 2) // nproc)
+    # one intra-op thread per process by default: the figure is DDP's
+    # scaling efficiency (ideal 2x), and on a shared CPU a multi-threaded
+    # single process collapses under oversubscription
+    threads = args.ddp_threads or max(1, (os.cpu_count() or 2) // nproc)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc_per_node={nproc}', osp.abspath(__file__), '--ddp-worker',
            '--ddp-steps', str(args.ddp_steps), '--batch-size',
@@ -160,6 +162,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-ddp', action='store_true')
     parser.add_argument('--ddp-steps', type=int, default=3)
     parser.add_argument('--ddp-backbone', default='b0')
+    parser.add_argument('--ddp-threads', type=int, default=1,
+                        help='intra-op threads per DDP process; 0 = split '
+                        'the cores between the processes')
     parser.add_argument('--ddp-timeout', type=float, default=600)
     parser.add_argument('--quick', action='store_true',
                         help='b0/b2 at 256, 1 rep, 2 DDP steps')

@@ -207,7 +207,8 @@ def run_json_subprocess(args: Sequence[str], timeout: float = 600,
     """
     launcher = os.environ.get('MMPLUGINS_BENCH_LAUNCHER')
     prefix = [launcher] if launcher else []
-    proc = subprocess.run([sys.executable, *prefix, *args], capture_output=True,
+    proc = subprocess.run([sys.executable, *prefix, *args],
+                          capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT,
                           env=dict(os.environ, **(env or {})))
     if proc.returncode != 0:

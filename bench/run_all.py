@@ -78,7 +78,8 @@ def run_one(name, script, args, out_dir, timeout):
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                               timeout=timeout)
-        status = 'ok' if proc.returncode == 0 else f'failed ({proc.returncode})'
+        status = ('ok' if proc.returncode == 0 else
+                  f'failed ({proc.returncode})')
         tail = proc.stderr[-1500:] if proc.returncode else ''
     except subprocess.TimeoutExpired:
         status, tail = f'timeout ({timeout} s)', ''
@@ -198,7 +199,8 @@ def gpu_rows():
     if step:
         dev = step['machine']['device']
         rows.append([
-            '1. UDA step / sum of its passes', f'{step["overhead_ratio"]:.3f}x',
+            '1. UDA step / sum of its passes',
+            f'{step["overhead_ratio"]:.3f}x',
             '<= 1.10x', _yes(step['goal_met']),
             f'{dev}, {step["backbone"]} {step["crop"][0]}² AMP batch '
             f'{step["batch_size"]}; {_with_opt(step)}'])

@@ -31,3 +31,16 @@ def seg_demo_root(tmp_path_factory):
                       num_train_target=6, num_val_target=3, num_test=1,
                       seed=0, num_workers=0)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """Drop DefaultScope instances a test created (``init_default_scope`` or a
+    Runner leave one behind, and mmengine's registries then build from that
+    toolbox in every later test)."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            del DefaultScope._instance_dict[name]

@@ -39,11 +39,16 @@ def ema_update(teacher: torch.nn.Module, student: torch.nn.Module,
     teacher buffers at their initial copy, which makes teacher BN stats
     stale.
     """
-    for t, s in zip(teacher.parameters(), student.parameters()):
-        if not t.data.shape:  # scalar parameter
-            t.data = alpha * t.data + (1 - alpha) * s.data
-        else:
-            t.data.mul_(alpha).add_(s.data, alpha=1 - alpha)
+    t_params = [t.data for t in teacher.parameters()]
+    s_params = [s.data for s in student.parameters()]
+    if len(t_params) != len(s_params):
+        raise ValueError('ema_update: teacher and student differ in their '
+                         f'number of parameters ({len(t_params)} vs '
+                         f'{len(s_params)})')
+    # one fused multi-tensor op instead of a kernel pair per parameter
+    # (982 parameters for MiT-B5 + DAFormer head)
+    torch._foreach_mul_(t_params, alpha)
+    torch._foreach_add_(t_params, s_params, alpha=1 - alpha)
     for t, s in zip(teacher.buffers(), student.buffers()):
         t.data.copy_(s.data)
 

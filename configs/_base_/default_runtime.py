@@ -19,3 +19,6 @@ load_from = None
 resume = False
 randomness = dict(seed=0)
 tta_model = dict(type='SegTTAModel')
+# exact --resume (main-process RNG reseeded from the position in the data
+# stream; see docs/reliability.md)
+custom_hooks = [dict(type='ExactResumeHook')]

@@ -25,7 +25,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook',
+        # write-then-rename: a kill mid-save never leaves a truncated latest
+        type='AtomicCheckpointHook',
         by_epoch=False,
         interval=500,
         max_keep_ckpts=2,

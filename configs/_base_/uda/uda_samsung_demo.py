@@ -5,18 +5,10 @@
 #   to turn it off (one line); the dual-branch view is only used when the
 #   model's dual_branch_lambda > 0.
 _base_ = ['../datasets/samsung_demo.py']
-data_root = 'data/samsung_demo'
-num_classes = 12
-img_scale = (512, 256)
-crop_size = (128, 256)
-
-source_uda_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegLabel', num_classes=num_classes),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
+data_root = _base_.data_root
+# the source training pipeline of the dataset config, with the distortion
+# view added right before packing
+source_uda_pipeline = _base_.train_pipeline[:-1] + [
     # the 2023 solution's distortion branch: Affine + Elastic warps of the
     # source crop (image + label), corners cut by an ellipse filled with a
     # random target image, labelled "ignore"

@@ -390,8 +390,8 @@ class UDASegmentor(BaseSegmentor):
                                            (src_mean, src_std),
                                            (tgt_mean, tgt_std), vis,
                                            want_vis)
-            loss = sum(v for k, v in losses.items()
-                       if k.endswith('.loss') or k == 'fd.loss')
+            # the per-term totals ('src.loss', 'fd.loss', ...), not their parts
+            loss = sum(v for k, v in losses.items() if k.endswith('.loss'))
             self._check_finite(loss, term, it)
             optim_wrapper.backward(optim_wrapper.scale_loss(loss))
             total = total + loss.detach()

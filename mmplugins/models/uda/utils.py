@@ -7,10 +7,9 @@ The only stateful part of UDA, the training step, lives in
 :class:`mmplugins.models.uda.UDASegmentor`.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -216,20 +215,6 @@ def denormalize(img: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (img * std + mean).clamp(0, 255)
 
 
-def as_channel_stats(values: Sequence[float], ref: Tensor) -> Tensor:
-    """(1, C, 1, 1) tensor on ``ref``'s device/dtype."""
-    return torch.as_tensor(values, dtype=ref.dtype,
-                           device=ref.device).view(1, -1, 1, 1)
-
-
-def seg_logits_to_label(logits: Tensor, size: Tuple[int, int],
-                        align_corners: bool = False) -> Tensor:
-    """Upsample logits to ``size`` and take the argmax (N, H, W)."""
-    logits = F.interpolate(logits, size=size, mode='bilinear',
-                           align_corners=align_corners)
-    return logits.argmax(dim=1)
-
-
 def palette_for(num_classes: int,
                 palette: Optional[List[Sequence[int]]] = None) -> Tensor:
     """(num_classes + 1, 3) uint8 colours; the last row is for 'ignore'."""
@@ -250,8 +235,3 @@ def colorize(label: Tensor, palette: Tensor, ignore_index: int = 255
     idx[(idx == ignore_index) | (idx >= palette.shape[0] - 1)
         | (idx < 0)] = palette.shape[0] - 1
     return palette.to(label.device)[idx]
-
-
-def losses_summary(losses: Dict[str, Tensor]) -> Tensor:
-    """Sum of entries whose key contains 'loss' (mmengine convention)."""
-    return sum(v for k, v in losses.items() if 'loss' in k)

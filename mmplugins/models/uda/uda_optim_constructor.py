@@ -1,13 +1,44 @@
 """Optimizer constructor that sees only the UDA student's parameters."""
+from typing import List
+
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 
 from mmplugins.registry import register_module
 
 
+def merge_param_groups(groups: List[dict]) -> List[dict]:
+    """Merge parameter groups whose options (everything but ``params``) are
+    equal, keeping the order of first appearance.
+
+    With a ``paramwise_cfg`` mmengine's constructor makes one group per
+    parameter (982 for MiT-B5 + DAFormer head). Optimizers loop over groups
+    in Python and run their fused/foreach kernels once per group, so the
+    step costs ~one launch per parameter; merged, the same arithmetic runs
+    in a handful of groups (4 for SegFormer's recipe). Options are compared
+    by value (``lr``, ``weight_decay``, ``betas``, ...).
+    """
+    merged: List[dict] = []
+    index = {}
+    for group in groups:
+        opts = {k: v for k, v in group.items() if k != 'params'}
+        try:
+            key = tuple(sorted((k, repr(v)) for k, v in opts.items()))
+        except TypeError:  # unorderable keys: keep the group as it is
+            merged.append(group)
+            continue
+        if key in index:
+            merged[index[key]]['params'].extend(group['params'])
+        else:
+            index[key] = len(merged)
+            merged.append(dict(opts, params=list(group['params'])))
+    return merged
+
+
 @register_module('optim_wrapper_constructors')
 class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """``DefaultOptimWrapperConstructor`` over ``model.student`` only.
+    """``DefaultOptimWrapperConstructor`` over ``model.student`` only, with
+    equal parameter groups merged.
 
     A :class:`~mmplugins.models.uda.UDASegmentor` also holds the EMA teacher
     and the frozen ImageNet copy; their parameters never receive gradients.
@@ -17,8 +48,24 @@ class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     match the student's parameter names as in a plain mmseg config. Models
     without a ``student`` are handled exactly like the default constructor.
 
+    The stock constructor also makes one parameter group per parameter;
+    groups with equal options are merged here (:func:`merge_param_groups`),
+    which makes the optimizer step several times cheaper without changing
+    its arithmetic. Set ``paramwise_cfg=dict(..., merge_groups=False)`` to
+    keep one group per parameter (e.g. to resume an optimizer state saved
+    that way).
+
     Use: ``optim_wrapper=dict(constructor='UDAOptimWrapperConstructor', ...)``.
     """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
+        paramwise_cfg = dict(paramwise_cfg or {})
+        merge = paramwise_cfg.pop('merge_groups', True)
+        if not isinstance(merge, bool):
+            raise TypeError('optim_wrapper.paramwise_cfg.merge_groups must '
+                            f'be True or False, but got {merge!r}')
+        self.merge_groups = merge
+        super().__init__(optim_wrapper_cfg, paramwise_cfg or None)
 
     def __call__(self, model):
         if is_model_wrapper(model):
@@ -27,3 +74,9 @@ class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if student is not None:
             model = student.module if is_model_wrapper(student) else student
         return super().__call__(model)
+
+    def add_params(self, params: List[dict], module, prefix: str = '',
+                   is_dcn_module=None) -> None:
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix == '' and self.merge_groups:  # the outermost call only
+            params[:] = merge_param_groups(params)

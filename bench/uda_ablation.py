@@ -55,8 +55,15 @@ def main(argv=None):
     p.add_argument('--data', default='data/samsung_demo',
                    help="made here if missing; must be the config's data_root")
     p.add_argument('--iters', type=int, default=400)
-    p.add_argument('--lr', type=float, default=None,
-                   help='override optim_wrapper.optimizer.lr')
+    p.add_argument('--lr', type=float, default=6e-4,
+                   help="optim_wrapper.optimizer.lr (the config's 6e-5 is "
+                   "SegFormer's fine-tuning lr for ImageNet weights; the demo "
+                   'trains from scratch)')
+    p.add_argument('--warmup', type=int, default=None,
+                   help='linear warm-up iterations (default: iters/8); the '
+                   "config's poly decay is rescaled to end at --iters")
+    p.add_argument('--cfg-options', nargs='*', default=[],
+                   help='extra key=value overrides for every variant')
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=list(VARIANTS))
@@ -66,13 +73,19 @@ def main(argv=None):
     if not osp.isfile(osp.join(ROOT, args.data, 'train_source.csv')):
         subprocess.run([sys.executable, 'tools/make_demo_data.py', '--out',
                         args.data], cwd=ROOT, check=True)
+    warmup = args.warmup if args.warmup is not None else args.iters // 8
     common = [
         f'train_cfg.max_iters={args.iters}',
         f'train_cfg.val_interval={args.iters}',
         f'default_hooks.checkpoint.interval={args.iters}',
         'default_hooks.logger.interval=50', 'model.vis_interval=0',
         f'train_dataloader.num_workers={args.workers}',
-    ]
+        # the schedule scaled to the run: warm-up, then poly decay to 0 at
+        # the last iteration (param_scheduler = [LinearLR, PolyLR])
+        f'param_scheduler.0.end={warmup}',
+        f'param_scheduler.1.begin={warmup}',
+        f'param_scheduler.1.end={args.iters}',
+    ] + list(args.cfg_options)
     if args.lr is not None:
         common.append(f'optim_wrapper.optimizer.lr={args.lr}')
     results = {}
@@ -94,16 +107,19 @@ def main(argv=None):
     rows = [[n, r['mIoU'], '' if base is None else
              f"{r['mIoU'] - base:+.2f}", r['train_s'],
              ' '.join(r['cfg_options']) or '(as shipped)']
-            for n, r in results.items()]
+            for n, r in ((n, results[n]) for n in VARIANTS if n in results)]
     info = machine_info('cuda' if _cuda() else 'cpu')
+    cmd = ' '.join(['python bench/uda_ablation.py'] + list(
+        sys.argv[1:] if argv is None else argv))
     md = ['# UDA ablation on the demo pinhole -> fisheye shift', '',
-          f'Target-domain (fisheye val) mIoU after {args.iters} iterations, '
-          f'seed 0, same model/schedule; {info.get("device", "")}.', ''] + \
+          f'Target-domain (fisheye val, 50 images) mIoU after {args.iters} '
+          f'iterations from scratch, seed 0, lr {args.lr:g}, same model and '
+          f'schedule for every variant; {info.get("device", "")}.', ''] + \
         md_table(['variant', 'target mIoU', 'vs source-only', 'train s',
-                  'cfg-options'], rows) + [
-            '', f'`python bench/uda_ablation.py --iters {args.iters}`']
-    write_results('uda_ablation', dict(iters=args.iters, machine=info,
-                                       results=results), md, args.out_dir)
+                  'cfg-options'], rows) + ['', f'`{cmd}`']
+    write_results('uda_ablation', dict(
+        iters=args.iters, lr=args.lr, command=cmd, machine=info,
+        common_cfg_options=common, results=results), md, args.out_dir)
 
 
 if __name__ == '__main__':

@@ -45,10 +45,10 @@ CONFIG = osp.join(ROOT, 'configs', 'mic_dual_aug.py')
 GOAL_RATIO = 1.10
 
 #: MiT encoders (mmseg's mit_b0/b2/b5) and the DAFormer head width used with
-#: each (128 keeps the fusion cost in proportion to B0, as in the config;
+#: each (64 keeps the fusion cost in proportion to B0, as in the config;
 #: 256 is DAFormer's for B5)
 MIT = {
-    'b0': dict(embed_dims=32, num_layers=[2, 2, 2, 2], head=128),
+    'b0': dict(embed_dims=32, num_layers=[2, 2, 2, 2], head=64),
     'b1': dict(embed_dims=64, num_layers=[2, 2, 2, 2], head=256),
     'b2': dict(embed_dims=64, num_layers=[3, 4, 6, 3], head=256),
     'b3': dict(embed_dims=64, num_layers=[3, 4, 18, 3], head=256),

@@ -8,7 +8,7 @@ DEMO_ITERS ?= 100
 # the demo trains from scratch: warm-up 1/8 of the run, poly decay to 0 at its
 # end, lr 6e-4 (as bench/uda_ablation.py; the config's 6e-5 is SegFormer's
 # fine-tuning lr for ImageNet weights)
-DEMO_WARMUP ?= $(shell expr $(DEMO_ITERS) / 8 + 1)
+DEMO_WARMUP ?= $(shell expr $(DEMO_ITERS) / 8 \| 1)
 DEMO_LR ?= 6e-4
 PYTEST_ARGS ?=
 

@@ -2,8 +2,8 @@
 # teacher + rare class sampling + ImageNet feature distance, on the demo's
 # pinhole -> fisheye shift.
 #   python tools/train.py configs/daformer_uda.py
-# Real data: replace `_base_/uda/uda_samsung_demo.py` by the Samsung or
-# GTA->Cityscapes UDA data configs (see configs/README.md).
+# Real data: configs/real/daformer_gta2cs.py (GTA5 -> Cityscapes, MiT-B5,
+# 40k iterations) and configs/real/mic_dual_aug_samsung.py.
 _base_ = [
     './_base_/models/daformer_mit-b0.py',
     './_base_/uda/uda_samsung_demo.py',

@@ -9,8 +9,9 @@
 #   --cfg-options model.dual_branch_lambda=0     (no distortion branch)
 #   --cfg-options model.mix=None model.mask_lambda=0 model.dual_branch_lambda=0
 #                                                (source-only, same model)
-# Real data: point `data_root` of the UDA data config at the challenge
-# folder (same layout as the demo) or use configs/real/.
+# Real data: configs/real/mic_dual_aug_samsung.py (the challenge folder has
+# the demo's layout; MiT-B5 with ImageNet weights, 512x512 crops, 40k
+# iterations) and configs/real/mic_gta2cs.py (GTA5 -> Cityscapes).
 _base_ = ['./daformer_uda.py']
 model = dict(
     # the demo trains from scratch: no ImageNet features to preserve

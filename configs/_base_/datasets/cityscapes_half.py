@@ -1,0 +1,32 @@
+# Cityscapes (mmseg's stock CityscapesDataset, labels prepared with mmseg's
+# tools/dataset_converters/cityscapes.py) at half resolution, as DAFormer's
+# UDA target: train images unlabelled, resized to 1024x512, 512x512 crops;
+# validation on the labelled val split at 1024x512.
+cityscapes_root = 'data/cityscapes'
+cityscapes_scale = (1024, 512)  # (w, h)
+cityscapes_crop_size = (512, 512)
+cityscapes_target_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=cityscapes_scale, keep_ratio=True),
+    dict(type='RandomCrop', crop_size=cityscapes_crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+cityscapes_test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=cityscapes_scale, keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+cityscapes_target_dataset = dict(
+    type='CityscapesDataset',
+    data_root=cityscapes_root,
+    data_prefix=dict(img_path='leftImg8bit/train'),
+    pipeline=cityscapes_target_pipeline)
+cityscapes_val_dataset = dict(
+    type='CityscapesDataset',
+    data_root=cityscapes_root,
+    data_prefix=dict(img_path='leftImg8bit/val',
+                     seg_map_path='gtFine/val'),
+    test_mode=True,
+    pipeline=cityscapes_test_pipeline)

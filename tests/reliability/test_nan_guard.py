@@ -156,3 +156,29 @@ def test_real_run_nan_input(rel_data, runs, tmp_path, action):
                            weights_only=True)['state_dict']
         assert all(torch.isfinite(v).all() for v in state.values()
                    if v.is_floating_point()), path
+
+
+@pytest.mark.slow
+def test_uda_skip_drops_the_whole_uda_iteration(rel_data, runs, tmp_path):
+    """MIC + dual branch: NaN inputs at iteration 3 with action='skip'. The
+    UDASegmentor hands its bad term to the hook instead of stopping; the run
+    goes on and every checkpoint (student, teacher, counter) is finite."""
+    hooks = [dict(type='NaNGuardHook', action='skip'),
+             dict(type='FaultInjectionHook', nan_at_iter=3)]
+    cfg = runs.write_config(runs.seg_config(rel_data['seg'], 5, hooks,
+                                            ckpt_interval=5, num_workers=0),
+                            str(tmp_path / 'cfg.py'))
+    wd = str(tmp_path / 'work')
+    rc = runs.train_forked(cfg, wd)
+    log = runs.read_log(wd)
+    assert rc == 0, log[-3000:]
+    assert 'UDASegmentor: loss term `src` is nan at UDA iteration 2' in log
+    assert 'skipping this update' in log
+    skipped = runs.losses(wd, 'nan_guard_skipped')
+    assert skipped[2] == 0 and skipped[3] == 1 and skipped[5] == 1
+    state = torch.load(osp.join(wd, 'iter_5.pth'), map_location='cpu',
+                       weights_only=True)['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point())
+    # the skipped iteration's counter increment was undone with the buffers
+    assert int(state['local_iter']) == 4

@@ -76,7 +76,12 @@ class NaNGuardHook(Hook):
 
     Note:
         ``UDASegmentor`` checks every loss term itself and raises before
-        its backward, so with it ``'skip'`` acts as ``'stop'``.
+        its backward (naming the term); with ``'skip'`` it hands the bad
+        term to this hook instead, which drops the whole UDA iteration (all
+        terms' gradients, the step) and restores the buffers, including the
+        teacher's BN statistics and the UDA iteration counter. Under DDP a
+        skip on one rank only would leave the other ranks waiting in the
+        gradient all-reduce: use ``'stop'`` for multi-process runs.
         The loss term names come from the dict of losses the model returns
         (via ``parse_losses``); a model with its own ``train_step`` gets the
         generic name ``loss``.
@@ -162,6 +167,9 @@ class NaNGuardHook(Hook):
             return step(**kwargs)
 
         guarded_backward._nan_guard = True
+        # models with their own train_step (UDASegmentor) read this to hand
+        # a bad term to the guard instead of raising themselves
+        guarded_backward._nan_guard_action = self.action
         ow.backward = guarded_backward
         ow.step = guarded_step
 

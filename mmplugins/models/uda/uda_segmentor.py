@@ -392,7 +392,7 @@ class UDASegmentor(BaseSegmentor):
                                            want_vis)
             # the per-term totals ('src.loss', 'fd.loss', ...), not their parts
             loss = sum(v for k, v in losses.items() if k.endswith('.loss'))
-            self._check_finite(loss, term, it)
+            self._check_finite(loss, term, it, optim_wrapper)
             optim_wrapper.backward(optim_wrapper.scale_loss(loss))
             total = total + loss.detach()
             log.update({k: v.detach() for k, v in losses.items()})
@@ -408,12 +408,24 @@ class UDASegmentor(BaseSegmentor):
         self.local_iter += 1
         return log
 
-    def _check_finite(self, loss: Tensor, term: str, it: int):
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f'UDASegmentor: loss term `{term}` is {loss.item()} at UDA '
-                f'iteration {it}; stopping before the optimizer step so no '
-                'NaN reaches the weights or a checkpoint.')
+    def _check_finite(self, loss: Tensor, term: str, it: int,
+                      optim_wrapper: OptimWrapper):
+        if torch.isfinite(loss):
+            return
+        if getattr(optim_wrapper.backward, '_nan_guard_action',
+                   None) == 'skip':
+            # NaNGuardHook(action='skip') wraps backward/step: it refuses
+            # this backward, skips the remaining terms' and the step, and
+            # restores the buffers (BN statistics, `local_iter`)
+            from mmengine.logging import print_log
+            print_log(f'UDASegmentor: loss term `{term}` is {loss.item()} '
+                      f'at UDA iteration {it}; NaNGuardHook drops this '
+                      'update', logger='current', level=30)
+            return
+        raise FloatingPointError(
+            f'UDASegmentor: loss term `{term}` is {loss.item()} at UDA '
+            f'iteration {it}; stopping before the optimizer step so no '
+            'NaN reaches the weights or a checkpoint.')
 
     def _term_losses(self, term, data, src_gt, pseudo, src_stats, tgt_stats,
                      vis, want_vis) -> Dict[str, Tensor]:

@@ -34,8 +34,8 @@ model = dict(
     color_jitter_probability=0.8,
     blur=True,
     imnet_feature_dist_lambda=0.005,
-    # pole, traffic light, traffic sign, person, rider, car, truck, bus,
-    # train, motorcycle... (Cityscapes train ids of DAFormer's thing classes)
+    # DAFormer's thing classes (Cityscapes train ids): traffic light, traffic
+    # sign, person, rider, car, truck, bus, train, motorcycle, bicycle
     imnet_feature_dist_classes=[6, 7, 11, 12, 13, 14, 15, 16, 17, 18],
     imnet_feature_dist_scale_min_ratio=0.75,
     mask_lambda=0.0,

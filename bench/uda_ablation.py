@@ -64,6 +64,7 @@ def main(argv=None):
                    "config's poly decay is rescaled to end at --iters")
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='extra key=value overrides for every variant')
+    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=list(VARIANTS))
@@ -80,6 +81,7 @@ def main(argv=None):
         f'default_hooks.checkpoint.interval={args.iters}',
         'default_hooks.logger.interval=50', 'model.vis_interval=0',
         f'train_dataloader.num_workers={args.workers}',
+        f'randomness.seed={args.seed}',
         # the schedule scaled to the run: warm-up, then poly decay to 0 at
         # the last iteration (param_scheduler = [LinearLR, PolyLR])
         f'param_scheduler.0.end={warmup}',
@@ -113,13 +115,15 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv))
     md = ['# UDA ablation on the demo pinhole -> fisheye shift', '',
           f'Target-domain (fisheye val, 50 images) mIoU after {args.iters} '
-          f'iterations from scratch, seed 0, lr {args.lr:g}, same model and '
-          f'schedule for every variant; {info.get("device", "")}.', ''] + \
+          f'iterations from scratch, seed {args.seed}, lr {args.lr:g}, same '
+          f'model and schedule for every variant; {info.get("device", "")}.',
+          ''] + \
         md_table(['variant', 'target mIoU', 'vs source-only', 'train s',
                   'cfg-options'], rows) + ['', f'`{cmd}`']
     write_results('uda_ablation', dict(
-        iters=args.iters, lr=args.lr, command=cmd, machine=info,
-        common_cfg_options=common, results=results), md, args.out_dir)
+        iters=args.iters, lr=args.lr, seed=args.seed, command=cmd,
+        machine=info, common_cfg_options=common, results=results), md,
+        args.out_dir)
 
 
 if __name__ == '__main__':

@@ -13,20 +13,17 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
 
     With a ``paramwise_cfg`` mmengine's constructor makes one group per
     parameter (982 for MiT-B5 + DAFormer head). Optimizers loop over groups
-    in Python and run their fused/foreach kernels once per group, so the
-    step costs ~one launch per parameter; merged, the same arithmetic runs
-    in a handful of groups (4 for SegFormer's recipe). Options are compared
-    by value (``lr``, ``weight_decay``, ``betas``, ...).
+    in Python and run their foreach kernels once per group, so on a GPU the
+    step costs ~one set of launches per parameter; merged, the same
+    arithmetic runs in a handful of groups (at most 4 for SegFormer's
+    recipe: lr x1/x10 times decay on/off). Options are compared by value
+    (``lr``, ``weight_decay``, ``betas``, ...).
     """
     merged: List[dict] = []
     index = {}
     for group in groups:
         opts = {k: v for k, v in group.items() if k != 'params'}
-        try:
-            key = tuple(sorted((k, repr(v)) for k, v in opts.items()))
-        except TypeError:  # unorderable keys: keep the group as it is
-            merged.append(group)
-            continue
+        key = tuple(sorted((str(k), repr(v)) for k, v in opts.items()))
         if key in index:
             merged[index[key]]['params'].extend(group['params'])
         else:
@@ -49,9 +46,10 @@ class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     without a ``student`` are handled exactly like the default constructor.
 
     The stock constructor also makes one parameter group per parameter;
-    groups with equal options are merged here (:func:`merge_param_groups`),
-    which makes the optimizer step several times cheaper without changing
-    its arithmetic. Set ``paramwise_cfg=dict(..., merge_groups=False)`` to
+    groups with equal options are merged here (:func:`merge_param_groups`):
+    the same arithmetic with far fewer kernel launches (an H100 spent 201 ms
+    per AdamW step on MiT-B5's 982 groups; on CPU the step is compute-bound
+    and unchanged). Set ``paramwise_cfg=dict(..., merge_groups=False)`` to
     keep one group per parameter (e.g. to resume an optimizer state saved
     that way).
 

@@ -63,11 +63,12 @@ def test_pseudo_weight_margins():
 
 
 @pytest.mark.parametrize('n_classes', [1, 2, 3, 5, 8])
-def test_class_mix_takes_ceil_half_of_present_classes(n_classes):
+def test_class_mix_sample_pool_takes_ceil_half_of_own_classes(n_classes):
     lbl = torch.arange(n_classes).repeat_interleave(4).view(1, -1)
     lbl = torch.cat([lbl, torch.full((1, 4), 255)], dim=1)  # + ignore
     lbl = lbl[None].expand(3, -1, -1).clone()
-    masks = class_mix_masks(lbl, generator=torch.Generator().manual_seed(0))
+    masks = class_mix_masks(lbl, generator=torch.Generator().manual_seed(0),
+                            pool='sample')
     assert masks.shape == (3, 1, 1, lbl.shape[-1])
     for i in range(3):
         chosen = torch.unique(lbl[i][masks[i, 0] > 0])

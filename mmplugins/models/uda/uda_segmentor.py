@@ -9,10 +9,15 @@ trick                  config key                           off
 DACS class-mix         ``mix='class'``                      ``mix=None``
 ImageNet feature dist  ``imnet_feature_dist_lambda=0.005``  ``0``
 MIC masked images      ``mask_lambda=1``                    ``0``
+MIC separate teacher   ``mask_alpha`` / ``mask_pseudo...``  ``'same'``
 dual-branch distortion ``dual_branch_lambda=1``             ``0``
 per-domain norm        ``data_preprocessor.target_mean``    ``None``
 rare-class sampling    ``UDADataset(rare_class_sampling=)`` ``None``
 =====================  ===================================  ==============
+
+Defaults follow the reference implementations (lhoyer/DAFormer, lhoyer/MIC);
+the reference's own config keys are accepted with their meanings (see the
+key table in ``docs/uda.md``).
 """
 import copy
 from contextlib import nullcontext
@@ -30,11 +35,12 @@ from mmseg.utils import SampleList
 from torch import Tensor
 
 from mmplugins.registry import register_module
+from .class_mix import class_mix
 from .feature_distance import masked_feat_dist, thing_mask
-from .masking_consistency import block_mask, mask_image
-from .utils import (class_mix_masks, colorize, copy_weights, denormalize,
-                    ema_alpha, ema_update, one_mix, palette_for,
-                    pseudo_label_and_weight, strong_transform)
+from .masking_consistency import MASK_MODES, MaskingConsistency
+from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, colorize, copy_weights,
+                    denormalize, ema_alpha, ema_update, palette_for,
+                    pseudo_label_and_weight)
 
 _DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, )
 
@@ -84,20 +90,43 @@ class UDASegmentor(BaseSegmentor):
             right]`` margins with weight 0 (overrides the two above).
         mix (str, optional): ``'class'`` for DACS ClassMix, ``None`` off.
             Defaults to ``'class'``.
+        class_mix_pool (str): ``'batch'`` (reference: classes drawn from
+            the whole batch's labels, ignore id included) or ``'sample'``
+            (each image's own classes, ignore excluded). See
+            :func:`~mmplugins.models.uda.utils.class_mix_masks`.
         color_jitter_strength (float): Strong-aug jitter strength. 0.2.
-        color_jitter_probability (float): Probability the jitter is applied.
-            Defaults to 0.8 (the reference's ``color_jitter_p=0.2``
-            threshold).
-        blur (bool): Gaussian blur (prob 0.5) in the strong aug. True.
+        color_jitter_prob (float, optional): Probability that the jitter is
+            applied (to a batch). Defaults to 0.8.
+        color_jitter_probability (float, optional): The reference's key,
+            with its meaning: a *threshold*, the jitter is applied when
+            U(0, 1) > value, i.e. with probability ``1 - value`` (reference
+            0.2). ``color_jitter_p`` is accepted as its alias. Give at most
+            one of the three keys.
+        blur (bool): Gaussian blur (prob 0.5) in the mix's strong aug. True.
+        strong_aug_gate (str): ``'batch'`` (reference: jitter and blur
+            switched on or off once per batch, factors per sample) or
+            ``'sample'`` (on/off per sample).
         imnet_feature_dist_lambda (float): ImageNet FD weight, 0 = off.
         imnet_feature_dist_classes (list[int], optional): Thing classes the
             FD is computed on (``None`` = all pixels).
         imnet_feature_dist_scale_min_ratio (float): Min class share of a
             feature cell for it to count as that class. Defaults to 0.75.
         mask_lambda (float): MIC loss weight, 0 = off. Defaults to 0.
-        mask_block_size (int): MIC block size (32 at 512² crops, 64 at
-            1024²). Defaults to 32.
-        mask_ratio (float): Fraction of masked blocks. Defaults to 0.7.
+        mask_mode (str, optional): MIC mode, one of ``'separatetrgaug'``
+            (default, the paper's), ``'separatetrg'``, ``'separatesrc'``,
+            ``'separatesrcaug'``, ``'separate'``, ``'separateaug'``; ``None``
+            turns MIC off (the reference's switch). See
+            :class:`~mmplugins.models.uda.masking_consistency.
+            MaskingConsistency`.
+        mask_alpha ('same' | float): EMA decay of a separate MIC teacher.
+        mask_pseudo_threshold ('same' | float): Its confidence threshold.
+            Both ``'same'`` (default): MIC uses the main teacher's labels.
+        mask_block_size (int, optional): MIC block size (32 at 512² crops,
+            64 at 1024²). Defaults to 32.
+        mask_ratio (float, optional): Fraction of masked blocks. 0.7.
+        mask_generator (dict, optional): The reference's form
+            ``dict(type='block', mask_block_size=..., mask_ratio=...)``;
+            give it or the two keys above, not both.
         dual_branch_lambda (float): Weight of the distortion-view loss, 0 =
             off. Needs ``DualBranchAug`` in the source pipeline.
         eval_model (str): ``'student'`` (default) or ``'teacher'`` for
@@ -119,15 +148,23 @@ class UDASegmentor(BaseSegmentor):
                  pseudo_weight_ignore_bottom: int = 0,
                  crop_pseudo_margins: Optional[Sequence[int]] = None,
                  mix: Optional[str] = 'class',
+                 class_mix_pool: str = 'batch',
                  color_jitter_strength: float = 0.2,
-                 color_jitter_probability: float = 0.8,
+                 color_jitter_prob: Optional[float] = None,
+                 color_jitter_probability: Optional[float] = None,
+                 color_jitter_p: Optional[float] = None,
                  blur: bool = True,
+                 strong_aug_gate: str = 'batch',
                  imnet_feature_dist_lambda: float = 0.0,
                  imnet_feature_dist_classes: Optional[Sequence[int]] = None,
                  imnet_feature_dist_scale_min_ratio: float = 0.75,
                  mask_lambda: float = 0.0,
-                 mask_block_size: int = 32,
-                 mask_ratio: float = 0.7,
+                 mask_mode: Optional[str] = 'separatetrgaug',
+                 mask_alpha='same',
+                 mask_pseudo_threshold='same',
+                 mask_block_size: Optional[int] = None,
+                 mask_ratio: Optional[float] = None,
+                 mask_generator: Optional[dict] = None,
                  dual_branch_lambda: float = 0.0,
                  eval_model: str = 'student',
                  vis_interval: int = 0,
@@ -168,8 +205,18 @@ class UDASegmentor(BaseSegmentor):
                               pseudo_weight_ignore_bottom)
         self.crop_pseudo_margins = crop_pseudo_margins
         self.mix = mix
+        if class_mix_pool not in CLASS_MIX_POOLS:
+            raise ValueError(f'class_mix_pool must be one of '
+                             f'{CLASS_MIX_POOLS}, got {class_mix_pool!r}')
+        if strong_aug_gate not in STRONG_AUG_GATES:
+            raise ValueError(f'strong_aug_gate must be one of '
+                             f'{STRONG_AUG_GATES}, got {strong_aug_gate!r}')
+        self.class_mix_pool = class_mix_pool
+        self.strong_aug_gate = strong_aug_gate
         self.color_jitter_strength = color_jitter_strength
-        self.color_jitter_probability = color_jitter_probability
+        self.color_jitter_prob = self._jitter_prob(color_jitter_prob,
+                                                   color_jitter_probability,
+                                                   color_jitter_p)
         self.blur = blur
         self.fd_lambda = imnet_feature_dist_lambda
         self.fd_classes = (None if imnet_feature_dist_classes is None else
@@ -184,10 +231,22 @@ class UDASegmentor(BaseSegmentor):
                     f'student has num_classes={self.num_classes}, so class '
                     f'ids must be in [0, {self.num_classes - 1}]')
         self.mask_lambda = mask_lambda
-        self.mask_block_size = mask_block_size
-        self.mask_ratio = mask_ratio
-        if mask_lambda > 0:  # validate now, not at the first masked step
-            block_mask((1, 1, 8, 8), mask_block_size, mask_ratio)
+        self.mask_block_size, self.mask_ratio = self._mask_generator(
+            mask_generator, mask_block_size, mask_ratio)
+        if mask_mode is None and mask_lambda > 0:
+            raise ValueError(
+                f'mask_mode=None turns MIC off, but mask_lambda={mask_lambda}'
+                f' > 0: set mask_mode to one of {MASK_MODES} or '
+                'mask_lambda=0')
+        self.mic = None
+        if mask_lambda > 0:  # validated now, not at the first masked step
+            self.mic = MaskingConsistency(
+                mask_mode, mask_lambda, self.mask_block_size,
+                self.mask_ratio, mask_alpha, mask_pseudo_threshold,
+                student=self.student)
+        elif mask_mode is not None and mask_mode not in MASK_MODES:
+            raise ValueError(f'mask_mode must be one of {MASK_MODES} or '
+                             f'None, got {mask_mode!r}')
         self.dual_branch_lambda = dual_branch_lambda
         self.eval_model = eval_model
         self.vis_interval = vis_interval
@@ -230,9 +289,56 @@ class UDASegmentor(BaseSegmentor):
             if v < 0:
                 raise ValueError(f'{name} must be >= 0, got {v}')
 
+    @staticmethod
+    def _jitter_prob(prob, probability, p) -> float:
+        given = {k: v for k, v in (('color_jitter_prob', prob),
+                                   ('color_jitter_probability', probability),
+                                   ('color_jitter_p', p)) if v is not None}
+        if len(given) > 1:
+            raise ValueError(
+                f'UDASegmentor: give one of {sorted(given)}, not several: '
+                '`color_jitter_prob` is the probability that the jitter is '
+                'applied; `color_jitter_probability` / `color_jitter_p` are '
+                "the reference's threshold (applied when U > value), so "
+                '0.8 of the first means 0.2 of the others')
+        if not given:
+            return 0.8  # the reference's threshold 0.2
+        (key, value), = given.items()
+        if not 0 <= value <= 1:
+            raise ValueError(f'{key} must be in [0, 1], got {value}')
+        return value if key == 'color_jitter_prob' else 1.0 - value
+
+    @staticmethod
+    def _mask_generator(gen, block_size, ratio):
+        if gen is not None:
+            if block_size is not None or ratio is not None:
+                raise ValueError(
+                    'UDASegmentor: give `mask_generator` (the reference '
+                    'form) or `mask_block_size` / `mask_ratio`, not both')
+            gen = dict(gen)
+            kind = gen.pop('type', 'block')
+            unknown = set(gen) - {'mask_block_size', 'mask_ratio'}
+            if kind != 'block' or unknown:
+                raise ValueError(
+                    "mask_generator must be dict(type='block', "
+                    'mask_block_size=..., mask_ratio=...), got '
+                    f'type={kind!r} with keys {sorted(gen)}')
+            block_size = gen.get('mask_block_size')
+            ratio = gen.get('mask_ratio')
+        return (32 if block_size is None else block_size,
+                0.7 if ratio is None else ratio)
+
     @property
     def uses_target(self) -> bool:
-        return self.mix is not None or self.mask_lambda > 0
+        return self.mix is not None or (self.mic is not None
+                                        and self.mic.uses_target)
+
+    @property
+    def needs_pseudo_labels(self) -> bool:
+        """The main teacher labels the target (mix, or MIC sharing it)."""
+        return self.mix is not None or (
+            self.mic is not None and self.mic.uses_target
+            and not self.mic.separate_teacher)
 
     @property
     def student_module(self) -> nn.Module:
@@ -246,7 +352,11 @@ class UDASegmentor(BaseSegmentor):
         # head) stay in train mode and normalise with the target batch's
         # statistics, as in the reference; their running stats are re-copied
         # from the student every iteration.
-        for m in self.teacher.modules():
+        teachers = [self.teacher]
+        if getattr(self, 'mic', None) is not None \
+                and self.mic.teacher is not None:
+            teachers.append(self.mic.teacher)
+        for m in (m for t in teachers for m in t.modules()):
             if isinstance(m, _DROPOUT_TYPES) or _is_drop_path(m):
                 m.training = False
         if self.imnet_model is not None:
@@ -260,6 +370,8 @@ class UDASegmentor(BaseSegmentor):
     def init_weights(self):
         super().init_weights()
         copy_weights(self.teacher, self.student_module)
+        if self.mic is not None and self.mic.teacher is not None:
+            copy_weights(self.mic.teacher, self.student_module)
         if self.imnet_model is not None:
             copy_weights(self.imnet_model['backbone'],
                          self.student_module.backbone)
@@ -296,10 +408,6 @@ class UDASegmentor(BaseSegmentor):
     def _student_logits(self, inputs: Tensor) -> Tensor:
         # through the (DDP) wrapper's forward so gradient sync is prepared
         return self.student(inputs, None, mode='tensor')
-
-    @torch.no_grad()
-    def _teacher_logits(self, inputs: Tensor) -> Tensor:
-        return self.teacher(inputs, None, mode='tensor')
 
     @staticmethod
     def _gt(data_samples: SampleList, key: str = 'gt_sem_seg') -> Tensor:
@@ -341,14 +449,16 @@ class UDASegmentor(BaseSegmentor):
         else:
             ema_update(self.teacher, self.student_module,
                        ema_alpha(it, self.alpha))
+        if self.mic is not None:
+            self.mic.update_teacher(self.student_module, it, self.alpha)
 
         pre = self.data_preprocessor
         src_mean, src_std = pre.domain_stats('source')
         tgt_mean, tgt_std = pre.domain_stats('target')
         log: Dict[str, Tensor] = {}
 
-        # pseudo-labels from the teacher on the un-augmented target
-        pseudo = None
+        # pseudo-labels from the teacher(s) on the un-augmented target
+        pseudo = mic_pseudo = None
         if self.uses_target:
             tgt_img = data['target_inputs']
             if tgt_img.shape[-2:] != src_img.shape[-2:]:
@@ -357,22 +467,24 @@ class UDASegmentor(BaseSegmentor):
                     f'({tuple(src_img.shape[-2:])} vs '
                     f'{tuple(tgt_img.shape[-2:])}); use the same crop_size '
                     'in both pipelines (mixing needs aligned pixels).')
-            t_logits = self._teacher_logits(tgt_img)
-            t_logits = resize(t_logits, size=tgt_img.shape[-2:],
-                              mode='bilinear',
-                              align_corners=self.align_corners)
-            p_label, p_weight, p_scalar = pseudo_label_and_weight(
-                t_logits, self.pseudo_threshold, *self.pseudo_ignore,
-                crop_margins=self.crop_pseudo_margins)
-            pseudo = (p_label, p_weight)
-            log['pseudo_weight'] = p_scalar
+            if self.needs_pseudo_labels:
+                *pseudo, p_scalar = self._pseudo_labels(
+                    self.teacher, tgt_img, self.pseudo_threshold)
+                log['pseudo_weight'] = p_scalar
+            mic_pseudo = pseudo
+            if self.mic is not None and self.mic.teacher is not None \
+                    and self.mic.uses_target:
+                *mic_pseudo, m_scalar = self._pseudo_labels(
+                    self.mic.teacher, tgt_img,
+                    self.mic.resolve(self.alpha, self.pseudo_threshold)[1])
+                log['masked.pseudo_weight'] = m_scalar
 
         terms = ['src']
         if self.dual_branch_lambda > 0:
             terms.append('dist')
         if self.mix is not None:
             terms.append('mix')
-        if self.mask_lambda > 0:
+        if self.mic is not None:
             terms.append('masked')
 
         vis = {}
@@ -386,7 +498,8 @@ class UDASegmentor(BaseSegmentor):
                 not last or not optim_wrapper.should_sync()) else
                 nullcontext())
             with sync_ctx, optim_wrapper.optim_context(self):
-                losses = self._term_losses(term, data, src_gt, pseudo,
+                losses = self._term_losses(term, data, src_gt,
+                                           pseudo, mic_pseudo,
                                            (src_mean, src_std),
                                            (tgt_mean, tgt_std), vis,
                                            want_vis)
@@ -427,8 +540,23 @@ class UDASegmentor(BaseSegmentor):
             f'iteration {it}; stopping before the optimizer step so no '
             'NaN reaches the weights or a checkpoint.')
 
-    def _term_losses(self, term, data, src_gt, pseudo, src_stats, tgt_stats,
-                     vis, want_vis) -> Dict[str, Tensor]:
+    @torch.no_grad()
+    def _pseudo_labels(self, teacher: nn.Module, tgt_img: Tensor,
+                       threshold: float):
+        logits = teacher(tgt_img, None, mode='tensor')
+        logits = resize(logits, size=tgt_img.shape[-2:], mode='bilinear',
+                        align_corners=self.align_corners)
+        return pseudo_label_and_weight(logits, threshold, *self.pseudo_ignore,
+                                       crop_margins=self.crop_pseudo_margins)
+
+    @property
+    def _jitter(self) -> dict:
+        return dict(color_jitter_strength=self.color_jitter_strength,
+                    color_jitter_prob=self.color_jitter_prob,
+                    gate=self.strong_aug_gate)
+
+    def _term_losses(self, term, data, src_gt, pseudo, mic_pseudo, src_stats,
+                     tgt_stats, vis, want_vis) -> Dict[str, Tensor]:
         src_img = data['inputs']
         if term == 'src':
             feats = []
@@ -457,36 +585,25 @@ class UDASegmentor(BaseSegmentor):
             logits = self._student_logits(dist_img)
             return self._seg_loss(logits, dist_gt, None, 'dist',
                                   self.dual_branch_lambda)
-        p_label, p_weight = pseudo
-        tgt_img = data['target_inputs']
+        tgt_img = data.get('target_inputs')
         if term == 'mix':
-            masks = class_mix_masks(src_gt, self.ignore_index).to(src_img)
-            mixed = one_mix(masks, src_img, tgt_img)
-            mean = one_mix(masks, src_stats[0].expand_as(src_img),
-                           tgt_stats[0].expand_as(tgt_img))
-            std = one_mix(masks, src_stats[1].expand_as(src_img),
-                          tgt_stats[1].expand_as(tgt_img))
-            mixed = strong_transform(mixed, mean, std,
-                                     self.color_jitter_strength,
-                                     self.color_jitter_probability,
-                                     self.blur)
-            m = masks[:, 0]
-            mixed_lbl = (m * src_gt + (1 - m) * p_label).long()
-            mixed_w = m * torch.ones_like(p_weight) + (1 - m) * p_weight
+            mixed, mixed_lbl, mixed_w, _ = class_mix(
+                src_img, tgt_img, src_gt, *pseudo, src_stats, tgt_stats,
+                self.ignore_index, self.class_mix_pool,
+                dict(self._jitter, blur=self.blur))
             logits = self._student_logits(mixed)
             return self._seg_loss(logits, mixed_lbl, mixed_w, 'mix')
         if term == 'masked':
-            aug = strong_transform(tgt_img, tgt_stats[0], tgt_stats[1],
-                                   self.color_jitter_strength,
-                                   self.color_jitter_probability, self.blur)
-            keep = block_mask(aug.shape, self.mask_block_size,
-                              self.mask_ratio).to(aug)
-            masked = mask_image(aug, keep)
+            masked, lbl, weight = self.mic(src_img, src_gt, tgt_img,
+                                           mic_pseudo, src_stats, tgt_stats,
+                                           self._jitter)
             logits = self._student_logits(masked)
             if want_vis:
-                vis['masked'] = (masked[:1].detach(), tgt_stats)
+                vis['masked'] = (masked[:1].detach(),
+                                 src_stats if 'src' in self.mic.mask_mode
+                                 else tgt_stats)
                 vis['masked_pred'] = logits[:1].detach()
-            return self._seg_loss(logits, p_label, p_weight, 'masked',
+            return self._seg_loss(logits, lbl, weight, 'masked',
                                   self.mask_lambda)
         raise KeyError(term)
 

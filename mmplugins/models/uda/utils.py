@@ -112,35 +112,54 @@ def pseudo_label_and_weight(
 
 
 # ------------------------------------------------------------- class mix
+CLASS_MIX_POOLS = ('batch', 'sample')
+
+
 def class_mix_masks(labels: Tensor,
                     ignore_index: int = 255,
-                    generator: Optional[torch.Generator] = None) -> Tensor:
-    """DACS ClassMix masks: per sample, ceil(n/2) of its n present classes.
+                    generator: Optional[torch.Generator] = None,
+                    pool: str = 'batch') -> Tensor:
+    """DACS ClassMix masks: per sample, ceil(n/2) classes of a pool of n.
 
     Args:
         labels (Tensor): (N, H, W) or (N, 1, H, W) source labels.
+        ignore_index (int): Label id of ignored pixels.
+        generator (torch.Generator, optional): RNG of the class draw.
+        pool (str): Where the n candidate classes come from.
+
+            - ``'batch'`` (reference, DACS/DAFormer/MIC): ``torch.unique``
+              over the labels of the *whole batch*, the ignore id included;
+              every sample draws ``ceil(n/2)`` of that common pool without
+              replacement, so a sample may draw classes it does not contain
+              (it then pastes fewer pixels, possibly none), and drawing the
+              ignore id pastes the source's ignored pixels.
+            - ``'sample'``: each sample's own classes without the ignore id,
+              so it always pastes ``ceil(n_i/2)`` of its ``n_i`` classes.
+
     Returns:
         Tensor: (N, 1, H, W) float mask, 1 where a source pixel is pasted.
-
-    The reference draws from ``torch.unique(label)``, which includes the
-    ignore index; we draw only among real classes, so "n classes" means what
-    the paper says (pasting ignored pixels only pastes an ignored label).
     """
+    if pool not in CLASS_MIX_POOLS:
+        raise ValueError(f'class_mix_pool must be one of {CLASS_MIX_POOLS}, '
+                         f'got {pool!r}')
     if labels.dim() == 4:
         labels = labels[:, 0]
+    batch_classes = torch.unique(labels) if pool == 'batch' else None
     masks = []
     for lbl in labels:
-        classes = torch.unique(lbl)
-        classes = classes[classes != ignore_index]
+        if pool == 'batch':
+            classes = batch_classes
+        else:
+            classes = torch.unique(lbl)
+            classes = classes[classes != ignore_index]
         n = classes.numel()
         if n == 0:
             masks.append(torch.zeros_like(lbl, dtype=torch.float32))
             continue
-        k = math.ceil(n / 2)
+        k = (n + n % 2) // 2  # ceil(n / 2)
         perm = torch.randperm(n, generator=generator,
                               device='cpu')[:k].to(classes.device)
-        chosen = classes[perm]
-        masks.append(torch.isin(lbl, chosen).float())
+        masks.append(torch.isin(lbl, classes[perm]).float())
     return torch.stack(masks)[:, None]
 
 
@@ -153,11 +172,33 @@ def one_mix(mask: Tensor, foreground: Tensor, background: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------- strong aug
-def _blur_kernel_size(length: int) -> int:
-    # the reference's odd kernel of ~10 % of the side length
-    k = int(math.floor(math.ceil(0.1 * length) - 0.5 +
-                       math.ceil(0.1 * length) % 2))
-    return max(k, 1) if k % 2 == 1 else k + 1
+STRONG_AUG_GATES = ('batch', 'sample')
+STRONG_AUG_SPLITS = ('sample', 'batch')
+
+
+def blur_kernel_size(length: int) -> int:
+    """The reference's odd Gaussian kernel of ~10 % of a side:
+    ``ceil(0.1 L)`` if that is odd, else one less."""
+    c = math.ceil(0.1 * length)
+    return max(c if c % 2 == 1 else c - 1, 1)
+
+
+def _jitter_and_blur(x: Tensor, s: float, jitter: bool, sigma: Optional[float]
+                     ) -> Tensor:
+    """One reference augmentation call on ``x`` in [0, 1]: kornia's
+    ColorJiggle (factors per sample, one op order per call), then a Gaussian
+    blur with one ``sigma`` for the call."""
+    import kornia
+    if jitter:
+        # kornia 0.5.8's ColorJitter as the reference ran it: additive
+        # brightness, contrast x*c, saturation in HSV, hue shift; current
+        # kornia keeps exactly these semantics as ColorJiggle
+        x = kornia.augmentation.ColorJiggle(
+            brightness=s, contrast=s, saturation=s, hue=s, p=1.0)(x)
+    if sigma is not None:
+        ks = (blur_kernel_size(x.shape[-2]), blur_kernel_size(x.shape[-1]))
+        x = kornia.filters.gaussian_blur2d(x, ks, (sigma, sigma))
+    return x
 
 
 def strong_transform(img: Tensor,
@@ -167,46 +208,71 @@ def strong_transform(img: Tensor,
                      color_jitter_prob: float = 0.8,
                      blur: bool = True,
                      blur_prob: float = 0.5,
+                     gate: str = 'batch',
+                     split: str = 'sample',
                      generator: Optional[torch.Generator] = None) -> Tensor:
-    """DACS strong augmentation on a normalised batch.
+    """DACS strong augmentation (colour jitter + Gaussian blur) on a
+    normalised batch, with the reference's semantics by default.
 
-    Per sample: colour jitter (brightness/contrast/saturation/hue, strength
-    ``s``) with probability ``color_jitter_prob`` (the reference's
-    ``color_jitter_p=0.2`` threshold means "applied with prob 0.8"), then a
-    Gaussian blur with sigma ~ U(0.15, 1.15) and a ~10 %-of-size kernel with
-    probability ``blur_prob``. The image is de-normalised with ``mean``/``std``
-    (broadcastable to ``img``, so a per-pixel mix of two domains' statistics
-    works), augmented in [0, 1] and normalised back.
+    The image is de-normalised with ``mean``/``std`` (broadcastable to
+    ``img``, so a per-pixel mix of two domains' statistics works), augmented
+    in [0, 1] and normalised back.
+
+    - On/off (``gate``): ``'batch'`` (reference) draws once per batch
+      whether the jitter (probability ``color_jitter_prob``; the reference's
+      ``color_jitter_p=0.2`` threshold means 0.8) and the blur (probability
+      ``blur_prob``) are applied; ``'sample'`` draws both per sample.
+    - Jitter: kornia ``ColorJiggle`` with brightness, contrast, saturation
+      and hue all ``color_jitter_strength``: brightness additive
+      ``x + b``, contrast ``x * c``, saturation in HSV, hue shift; factors
+      per sample, op order per call.
+    - Blur: sigma ~ U(0.15, 1.15) per call, odd kernel of ~10 % of each
+      side (:func:`blur_kernel_size`).
+    - Calls (``split``): ``'sample'`` runs one call per sample (own op order
+      and sigma) -- the reference's ClassMix path, which augments each mixed
+      image separately; ``'batch'`` one call for the whole batch (one order,
+      one sigma) -- the reference's MIC masked path.
+
+    The jitter factors and op order come from torch's global RNG (kornia
+    has no generator argument); the on/off and sigma draws from
+    ``generator`` when given.
     """
-    from torchvision.transforms.v2 import functional as TF
+    if gate not in STRONG_AUG_GATES:
+        raise ValueError(f'strong_aug_gate must be one of {STRONG_AUG_GATES},'
+                         f' got {gate!r}')
+    if split not in STRONG_AUG_SPLITS:
+        raise ValueError(f'split must be one of {STRONG_AUG_SPLITS}, got '
+                         f'{split!r}')
 
-    def rand():
+    def rand() -> float:
         return float(torch.rand((), generator=generator))
 
+    n = img.shape[0]
+    if gate == 'batch':
+        jit = color_jitter_strength > 0 and rand() < color_jitter_prob
+        blr = blur and rand() < blur_prob
+        jitter_on, blur_on = [jit] * n, [blr] * n
+    else:
+        jitter_on, blur_on = [], []
+        for _ in range(n):
+            jitter_on.append(color_jitter_strength > 0
+                             and rand() < color_jitter_prob)
+            blur_on.append(blur and rand() < blur_prob)
+    x = ((img * std + mean) / 255.0).clamp(0, 1)
+    if split == 'batch' and gate == 'batch':
+        groups = [list(range(n))]
+    else:
+        groups = [[i] for i in range(n)]
     out = []
-    x = (img * std + mean) / 255.0
-    for i in range(x.shape[0]):
-        xi = x[i].clamp(0, 1)
-        if color_jitter_strength > 0 and rand() < color_jitter_prob:
-            s = color_jitter_strength
-            # torchvision ColorJitter order: b, c, s, h in a random order
-            ops = torch.randperm(4, generator=generator).tolist()
-            for op in ops:
-                if op == 0:
-                    xi = TF.adjust_brightness(xi, 1 + (2 * rand() - 1) * s)
-                elif op == 1:
-                    xi = TF.adjust_contrast(xi, 1 + (2 * rand() - 1) * s)
-                elif op == 2:
-                    xi = TF.adjust_saturation(xi, 1 + (2 * rand() - 1) * s)
-                else:
-                    xi = TF.adjust_hue(xi, (2 * rand() - 1) * min(s, 0.5))
-        if blur and rand() < blur_prob:
-            sigma = 0.15 + rand()
-            ky = _blur_kernel_size(xi.shape[-2])
-            kx = _blur_kernel_size(xi.shape[-1])
-            xi = TF.gaussian_blur(xi, [kx, ky], [sigma, sigma])
+    for idx in groups:
+        i = idx[0]
+        sigma = 0.15 + rand() if blur_on[i] else None
+        xi = x[idx]
+        if jitter_on[i] or sigma is not None:
+            xi = _jitter_and_blur(xi, color_jitter_strength, jitter_on[i],
+                                  sigma)
         out.append(xi)
-    x = torch.stack(out) * 255.0
+    x = torch.cat(out) * 255.0
     return (x - mean) / std
 
 

@@ -180,11 +180,50 @@ def _cell(v) -> str:
     return str(v)
 
 
+def provenance() -> dict:
+    """Where a result comes from: the commit (and whether the tree had
+    uncommitted changes), the exact command line, the machine, the package
+    versions and the date."""
+    def git(*args):
+        try:
+            return subprocess.run(['git', *args], cwd=ROOT, check=True,
+                                  capture_output=True,
+                                  text=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    versions = {}
+    for pkg in ('torch', 'mmengine', 'mmcv', 'mmseg', 'mmdet', 'mmpretrain',
+                'kornia', 'numpy'):
+        try:
+            versions[pkg] = __import__(pkg).__version__
+        except Exception:  # not installed / broken: say so, do not fail
+            versions[pkg] = None
+    status = git('status', '--porcelain', '--untracked-files=no')
+    device = 'cpu'
+    try:
+        import torch
+        if torch.cuda.is_available():
+            device = 'cuda'
+    except ImportError:
+        pass
+    return dict(commit=git('rev-parse', 'HEAD'),
+                dirty=None if status is None else bool(status),
+                command=' '.join(['python'] + sys.argv),
+                machine=machine_info(device), packages=versions,
+                date=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+
+
 def write_results(name: str, result: dict, md_lines: Sequence[str],
                   out_dir: Optional[str] = None) -> str:
-    """Write ``<out_dir>/<name>.json`` and ``.md``; print the Markdown."""
+    """Write ``<out_dir>/<name>.json`` and ``.md``; print the Markdown.
+
+    The JSON gets a ``provenance`` block (:func:`provenance`) unless the
+    result carries one already."""
     out_dir = out_dir or RESULTS
     os.makedirs(out_dir, exist_ok=True)
+    result = dict(result)
+    result.setdefault('provenance', provenance())
     path = osp.join(out_dir, f'{name}.json')
     with open(path, 'w') as f:
         json.dump(result, f, indent=2)

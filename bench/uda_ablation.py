@@ -32,6 +32,20 @@ VARIANTS = {
 }
 
 
+def schedule_options(iters: int, warmup: int) -> list:
+    """--cfg-options scaling the config's schedule (param_scheduler =
+    [LinearLR, PolyLR], both from 0 and multiplied, as mmcv's poly policy
+    with linear warm-up) to a run of ``iters`` with ``warmup`` warm-up
+    iterations. mmengine's ``end`` is one past the step at which a scheduler
+    reaches its final factor, hence the +1 (see
+    configs/_base_/schedules/schedule_2k.py)."""
+    return [
+        f'param_scheduler.0.end={warmup + 1}',
+        'param_scheduler.1.begin=0',
+        f'param_scheduler.1.end={iters + 1}',
+    ]
+
+
 def _cuda():
     import torch
     return torch.cuda.is_available()
@@ -82,12 +96,7 @@ def main(argv=None):
         'default_hooks.logger.interval=50', 'model.vis_interval=0',
         f'train_dataloader.num_workers={args.workers}',
         f'randomness.seed={args.seed}',
-        # the schedule scaled to the run: warm-up, then poly decay to 0 at
-        # the last iteration (param_scheduler = [LinearLR, PolyLR])
-        f'param_scheduler.0.end={warmup}',
-        f'param_scheduler.1.begin={warmup}',
-        f'param_scheduler.1.end={args.iters}',
-    ] + list(args.cfg_options)
+    ] + schedule_options(args.iters, warmup) + list(args.cfg_options)
     if args.lr is not None:
         common.append(f'optim_wrapper.optimizer.lr={args.lr}')
     results = {}

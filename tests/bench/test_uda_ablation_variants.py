@@ -29,9 +29,8 @@ def _opts(items):
 def test_variant_toggles(name, on):
     import uda_ablation
     cfg = Config.fromfile(osp.join(ROOT, 'configs/mic_dual_aug.py'))
-    cfg.merge_from_dict(_opts(uda_ablation.VARIANTS[name] + [
-        'param_scheduler.0.end=50', 'param_scheduler.1.begin=50',
-        'param_scheduler.1.end=400']))
+    cfg.merge_from_dict(_opts(uda_ablation.VARIANTS[name] +
+                              uda_ablation.schedule_options(400, 50)))
     m = cfg.model
     got = {k for k, v in dict(
         mix=m.mix is not None, masked=m.mask_lambda > 0,
@@ -42,5 +41,8 @@ def test_variant_toggles(name, on):
     # the same model and schedule for every variant
     assert m.segmentor.decode_head.type == 'DAFormerHead'
     assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'PolyLR']
-    assert (cfg.param_scheduler[0].end, cfg.param_scheduler[1].begin,
-            cfg.param_scheduler[1].end) == (50, 50, 400)
+    # warm-up over iterations 0..50 multiplied onto a poly decay that
+    # reaches 0 at iteration 400 (mmengine's end is one past the last step)
+    assert (cfg.param_scheduler[0].begin, cfg.param_scheduler[0].end,
+            cfg.param_scheduler[1].begin,
+            cfg.param_scheduler[1].end) == (0, 51, 0, 401)

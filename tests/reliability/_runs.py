@@ -93,11 +93,13 @@ def seg_config(data_root: str, max_iters: int, hooks: List[dict],
     cfg.train_dataloader.persistent_workers = num_workers > 0
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                          val_interval=10**9)
+    # the config's form (configs/_base_/schedules/schedule_2k.py): warm-up
+    # and poly decay both from 0, multiplied; end is one past the last step
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-             end=4),
-        dict(type='PolyLR', eta_min=0.0, power=1.0, begin=4,
-             end=max_iters, by_epoch=False)]
+             end=4 + 1),
+        dict(type='PolyLR', eta_min=0.0, power=1.0, begin=0,
+             end=max_iters + 1, by_epoch=False)]
     _common(cfg, hooks, ckpt_interval, by_epoch=False)
     return cfg
 

@@ -24,6 +24,8 @@ model = dict(
         align_corners=False,
         fusion_cfg=dict(
             sep=True, dilations=(1, 6, 12, 18), pool=False),
-        init_cfg=None,
+        # no init_cfg: mmseg's BaseDecodeHead default, Normal(std=0.01, bias
+        # 0) on conv_seg, as DAFormer / MIC (mmseg 0.x) initialise the
+        # classifier; the other head layers keep their own inits
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

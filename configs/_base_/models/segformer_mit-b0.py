@@ -1,6 +1,6 @@
 # SegFormer MiT-B0 (mmseg's EncoderDecoder + MixVisionTransformer +
 # SegformerHead) for the 12 Samsung challenge classes, from scratch:
-# no pretrained weights can be downloaded here (init_cfg=None).
+# no pretrained weights can be downloaded here (backbone init_cfg=None).
 # BN instead of mmseg's SyncBN: SyncBN has no CPU kernel, so CPU (gloo) DDP
 # would fail; on several GPUs set model.decode_head.norm_cfg.type='SyncBN'.
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -40,7 +40,8 @@ model = dict(
         num_classes=12,
         norm_cfg=norm_cfg,
         align_corners=False,
-        init_cfg=None,
+        # no init_cfg: BaseDecodeHead's default Normal(std=0.01, bias 0) on
+        # conv_seg, as in mmseg's SegFormer
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),

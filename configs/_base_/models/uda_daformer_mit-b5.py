@@ -21,7 +21,9 @@ model = dict(
     pseudo_threshold=0.968,
     mix='class',
     color_jitter_strength=0.2,
-    color_jitter_probability=0.8,
+    # a threshold as in the reference: jitter when U(0,1) > 0.2 (80 % of
+    # the batches)
+    color_jitter_probability=0.2,
     blur=True,
     imnet_feature_dist_lambda=0.005,
     imnet_feature_dist_scale_min_ratio=0.75,

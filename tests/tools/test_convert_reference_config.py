@@ -524,3 +524,34 @@ def test_unloadable_and_non_uda_configs(tmp_path):
     plain.write_text('model = dict(type="EncoderDecoder")\n')
     with pytest.raises(crc.ConversionError, match='no top-level `uda`'):
         crc.convert_file(str(plain), str(tmp_path / 'o.py'))
+
+
+def test_fp16_accumulation_resume_and_missing_seed(tmp_path):
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    (ref_dir / 'amp.py').write_text(textwrap.dedent('''
+        _base_ = ['daformer.py']
+        optimizer_config = dict(_delete_=True,
+                                type='GradientCumulativeFp16OptimizerHook',
+                                loss_scale=512.0, cumulative_iters=2,
+                                grad_clip=dict(max_norm=10.0, norm_type=2))
+        resume_from = 'work_dirs/x/iter_1000.pth'
+        model = dict(test_cfg=dict(mode='slide', batched_slide=True,
+                                   crop_size=(384, 384), stride=(256, 256)))
+        '''))
+    text = (ref_dir / 'daformer.py').read_text()
+    (ref_dir / 'daformer.py').write_text(text.replace('seed = 7\n', ''))
+    out = tmp_path / 'amp_out.py'
+    crc.convert_file(str(ref_dir / 'amp.py'), str(out))
+    cfg = Config.fromfile(str(out))
+    ow = cfg.optim_wrapper
+    assert ow.type == 'AmpOptimWrapper' and ow.loss_scale == 512.0
+    assert ow.accumulative_counts == 2
+    assert ow.clip_grad == dict(max_norm=10.0, norm_type=2)
+    assert cfg.load_from == 'work_dirs/x/iter_1000.pth' and cfg.resume
+    assert cfg.randomness.seed is None  # reference: random seed
+    seg = cfg.model.segmentor
+    assert seg.type == 'BatchedSlideEncoderDecoder'
+    assert seg.test_cfg == dict(mode='slide', crop_size=(384, 384),
+                                stride=(256, 256), batch_size=None)

@@ -379,10 +379,18 @@ class Converter:
             return None
         h = dict(h)
         htype = h.pop('type', None)
-        if htype != 'DAFormerHead':
+        if htype == 'HRDAHead':
+            # convert the DAFormer part (written as a plain DAFormerHead
+            # with --allow-unsupported); the HRDA keys stay listed
             self._reject('model.decode_head.type', htype,
-                         'HRDA is not implemented in mmplugins yet'
-                         if htype == 'HRDAHead' else
+                         'HRDA is not implemented in mmplugins yet; with '
+                         '--allow-unsupported a single-scale DAFormerHead '
+                         'is written')
+            single = h.pop('single_scale_head', 'DAFormerHead')
+            if single != 'DAFormerHead':
+                self._reject('model.decode_head.single_scale_head', single)
+        elif htype != 'DAFormerHead':
+            self._reject('model.decode_head.type', htype,
                          'only DAFormerHead is converted')
             self._leftover(h, 'model.decode_head')
             return dict(type=htype)
@@ -993,29 +1001,46 @@ class Converter:
 
 
 # ------------------------------------------------------------- writing
-def _fmt(v, indent=0):
+def _fmt(v, indent=0, col=None):
+    """Python source of ``v`` starting at column ``col`` of a line indented
+    by ``indent``; on one line when it fits in 79 columns."""
+    col = indent if col is None else col
+    one = _fmt_one(v)
+    if col + len(one) + 2 <= 79:  # room for a closing ')' and ','
+        return one
     pad = ' ' * (indent + 4)
+    if isinstance(v, dict):
+        if all(isinstance(k, str) and k.isidentifier() for k in v):
+            items = [f'{pad}{k}=' + _fmt(x, indent + 4,
+                                          indent + 4 + len(k) + 1)
+                     for k, x in v.items()]
+            return 'dict(\n' + ',\n'.join(items) + ')'
+        items = [f'{pad}{k!r}: ' + _fmt(x, indent + 4,
+                                         indent + 4 + len(repr(k)) + 2)
+                 for k, x in v.items()]
+        return '{\n' + ',\n'.join(items) + '}'
+    if isinstance(v, (list, tuple)):
+        opener, closer = ('(', ')') if isinstance(v, tuple) else ('[', ']')
+        items = [pad + _fmt(x, indent + 4) for x in v]
+        tail = ',' if isinstance(v, tuple) and len(v) == 1 else ''
+        return opener + '\n' + ',\n'.join(items) + tail + closer
+    return one
+
+
+def _fmt_one(v):
     if isinstance(v, _Expr):
         return v.text
     if isinstance(v, dict):
-        if not v:
-            return 'dict()'
         if all(isinstance(k, str) and k.isidentifier() for k in v):
-            items = [f'{pad}{k}={_fmt(x, indent + 4)}' for k, x in v.items()]
-            return 'dict(\n' + ',\n'.join(items) + ')'
-        items = [f'{pad}{k!r}: {_fmt(x, indent + 4)}' for k, x in v.items()]
-        return '{\n' + ',\n'.join(items) + '}'
-    if isinstance(v, (list, tuple)):
-        inner = [_fmt(x, indent + 4) for x in v]
-        one = ', '.join(inner)
-        if isinstance(v, tuple):
-            one += ',' if len(v) == 1 else ''
-            opener, closer = '(', ')'
-        else:
-            opener, closer = '[', ']'
-        if '\n' not in one and len(one) + indent < 70:
-            return opener + one + closer
-        return opener + '\n' + ',\n'.join(pad + x for x in inner) + closer
+            return 'dict(' + ', '.join(f'{k}={_fmt_one(x)}'
+                                       for k, x in v.items()) + ')'
+        return '{' + ', '.join(f'{k!r}: {_fmt_one(x)}'
+                               for k, x in v.items()) + '}'
+    if isinstance(v, tuple):
+        inner = ', '.join(_fmt_one(x) for x in v)
+        return '(' + inner + (',' if len(v) == 1 else '') + ')'
+    if isinstance(v, list):
+        return '[' + ', '.join(_fmt_one(x) for x in v) + ']'
     return repr(v)
 
 
@@ -1032,10 +1057,14 @@ def render(conv: Converter, src_path: str, out_path: str,
     out_dir = osp.dirname(osp.abspath(out_path))
 
     def rel(p):
+        # relative inside the repository (the config moves with it),
+        # absolute for an output outside it
         try:
-            return osp.relpath(p, out_dir)
+            r = osp.relpath(p, out_dir)
         except ValueError:  # another drive (Windows)
             return p
+        inside = not osp.relpath(out_dir, _ROOT).startswith('..')
+        return r if inside else p
 
     model = conv.model_cfg()  # may add notes: before the header
     header = [
@@ -1048,6 +1077,16 @@ def render(conv: Converter, src_path: str, out_path: str,
         header += _comment_block(
             'UNSUPPORTED (no mmplugins equivalent; NOT converted, written '
             'with --allow-unsupported)', conv.unsupported)
+    init = ((model.get('segmentor') or {}).get('backbone') or {}).get(
+        'init_cfg') or {}
+    if init.get('checkpoint'):
+        header += [
+            f"# NB: the backbone checkpoint {init['checkpoint']!r} must hold "
+            'mmseg 1.x MiT keys:',
+            "#   convert SegFormer's original mit_bX.pth with mmseg's "
+            'tools/model_converters/mit2mmseg.py',
+            '#   (or use the converted weights of '
+            'configs/_base_/models/daformer_mit-b5.py).', '#']
     header += _comment_block('Ignored', conv.ignored)
     header += _comment_block('Mapped', conv.mapped)
     body = [f'_base_ = {_fmt([rel(BASE_RUNTIME), rel(BASE_SCHEDULE)])}']
@@ -1056,7 +1095,7 @@ def render(conv: Converter, src_path: str, out_path: str,
              'param_scheduler', 'train_cfg', 'default_hooks', 'randomness',
              'model_wrapper_cfg', 'env_cfg', 'log_level', 'load_from',
              'resume', 'work_dir']
-    body.append(f'model = {_fmt(model)}')
+    body.append(f'model = {_fmt(model, 0, 8)}')
     for k in order:
         if k in conv.out:
             v = conv.out[k]
@@ -1065,7 +1104,7 @@ def render(conv: Converter, src_path: str, out_path: str,
             if k == 'param_scheduler':  # end = iterations + 1, as the base
                 v = [dict(sch, end=_Expr(f"{sch['end'] - 1} + 1"))
                      for sch in v]
-            body.append(f'{k} = {_fmt(v)}')
+            body.append(f'{k} = {_fmt(v, 0, len(k) + 3)}')
     return '\n'.join(header + body) + '\n'
 
 

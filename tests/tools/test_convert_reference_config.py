@@ -56,7 +56,8 @@ model = dict(
 '''
 
 REF_DATA = '''
-img_norm_cfg = dict(mean=[120.0, 110.0, 100.0], std=[60.0, 55.0, 50.0], to_rgb=True)
+img_norm_cfg = dict(mean=[120.0, 110.0, 100.0], std=[60.0, 55.0, 50.0],
+                    to_rgb=True)
 crop_size = (384, 384)
 src_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -144,12 +144,6 @@ def test_accumulation_steps_once_per_window(tmp_path):
                for k, v in runner.model.student.named_parameters())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'UDASegmentor.train_step calls scale_loss() for every term while '
-    'backward() keeps incrementing optim_wrapper._inner_count, so the 2nd/3rd '
-    "term's loss factor is computed for a later iteration: near the end of "
-    'the run it becomes the remainder (wrong scale) or 0 (AssertionError '
-    "'loss_factor should be larger than zero'); see the report for the fix"))
 def test_accumulation_with_several_terms(tmp_path):
     """DACS mix + MIC on (3 terms per iteration), accumulative_counts=2:
     every term of every iteration must be scaled by 1/2 and the optimizer
@@ -321,12 +315,6 @@ class _FakeDDP(torch.nn.Module):
             self.sync = old
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'same root cause: should_sync() is asked with _inner_count already '
-    'advanced by the earlier terms\' backward(), so with 2 terms and '
-    'accumulative_counts=2 the last term syncs on the accumulation '
-    'iterations and NOT on the update iterations (ranks step on un-reduced '
-    'gradients)'))
 def test_ddp_student_syncs_only_on_update_iterations(monkeypatch):
     """Under DDP the student's gradients must be all-reduced exactly in the
     last term's backward of an iteration that steps: with

@@ -61,6 +61,30 @@ def mask_image(img: Tensor, mask: Tensor) -> Tensor:
     return img * mask.to(img.dtype)
 
 
+def resolve_mask_generator(gen: Optional[dict], block_size: Optional[int],
+                           ratio: Optional[float]) -> Tuple[int, float]:
+    """(block size, ratio) from the reference's ``mask_generator`` dict or
+    the two plain keys (defaults 32, 0.7); both forms at once is an error.
+    """
+    if gen is not None:
+        if block_size is not None or ratio is not None:
+            raise ValueError(
+                'UDASegmentor: give `mask_generator` (the reference '
+                'form) or `mask_block_size` / `mask_ratio`, not both')
+        gen = dict(gen)
+        kind = gen.pop('type', 'block')
+        unknown = set(gen) - {'mask_block_size', 'mask_ratio'}
+        if kind != 'block' or unknown:
+            raise ValueError(
+                "mask_generator must be dict(type='block', "
+                'mask_block_size=..., mask_ratio=...), got '
+                f'type={kind!r} with keys {sorted(gen)}')
+        block_size = gen.get('mask_block_size')
+        ratio = gen.get('mask_ratio')
+    return (32 if block_size is None else block_size,
+            0.7 if ratio is None else ratio)
+
+
 def _same_or_number(name: str, value, lo: float, hi: float):
     if value == 'same':
         return value

@@ -37,10 +37,11 @@ from torch import Tensor
 from mmplugins.registry import register_module
 from .class_mix import class_mix
 from .feature_distance import masked_feat_dist, thing_mask
-from .masking_consistency import MASK_MODES, MaskingConsistency
+from .masking_consistency import (MASK_MODES, MaskingConsistency,
+                                  resolve_mask_generator)
 from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, colorize, copy_weights,
                     denormalize, ema_alpha, ema_update, palette_for,
-                    pseudo_label_and_weight)
+                    pseudo_label_and_weight, resolve_jitter_prob)
 
 _DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, )
 
@@ -214,9 +215,9 @@ class UDASegmentor(BaseSegmentor):
         self.class_mix_pool = class_mix_pool
         self.strong_aug_gate = strong_aug_gate
         self.color_jitter_strength = color_jitter_strength
-        self.color_jitter_prob = self._jitter_prob(color_jitter_prob,
-                                                   color_jitter_probability,
-                                                   color_jitter_p)
+        self.color_jitter_prob = resolve_jitter_prob(color_jitter_prob,
+                                                     color_jitter_probability,
+                                                     color_jitter_p)
         self.blur = blur
         self.fd_lambda = imnet_feature_dist_lambda
         self.fd_classes = (None if imnet_feature_dist_classes is None else
@@ -231,7 +232,7 @@ class UDASegmentor(BaseSegmentor):
                     f'student has num_classes={self.num_classes}, so class '
                     f'ids must be in [0, {self.num_classes - 1}]')
         self.mask_lambda = mask_lambda
-        self.mask_block_size, self.mask_ratio = self._mask_generator(
+        self.mask_block_size, self.mask_ratio = resolve_mask_generator(
             mask_generator, mask_block_size, mask_ratio)
         if mask_mode is None and mask_lambda > 0:
             raise ValueError(
@@ -288,45 +289,6 @@ class UDASegmentor(BaseSegmentor):
                         ('vis_interval', vis_interval)):
             if v < 0:
                 raise ValueError(f'{name} must be >= 0, got {v}')
-
-    @staticmethod
-    def _jitter_prob(prob, probability, p) -> float:
-        given = {k: v for k, v in (('color_jitter_prob', prob),
-                                   ('color_jitter_probability', probability),
-                                   ('color_jitter_p', p)) if v is not None}
-        if len(given) > 1:
-            raise ValueError(
-                f'UDASegmentor: give one of {sorted(given)}, not several: '
-                '`color_jitter_prob` is the probability that the jitter is '
-                'applied; `color_jitter_probability` / `color_jitter_p` are '
-                "the reference's threshold (applied when U > value), so "
-                '0.8 of the first means 0.2 of the others')
-        if not given:
-            return 0.8  # the reference's threshold 0.2
-        (key, value), = given.items()
-        if not 0 <= value <= 1:
-            raise ValueError(f'{key} must be in [0, 1], got {value}')
-        return value if key == 'color_jitter_prob' else 1.0 - value
-
-    @staticmethod
-    def _mask_generator(gen, block_size, ratio):
-        if gen is not None:
-            if block_size is not None or ratio is not None:
-                raise ValueError(
-                    'UDASegmentor: give `mask_generator` (the reference '
-                    'form) or `mask_block_size` / `mask_ratio`, not both')
-            gen = dict(gen)
-            kind = gen.pop('type', 'block')
-            unknown = set(gen) - {'mask_block_size', 'mask_ratio'}
-            if kind != 'block' or unknown:
-                raise ValueError(
-                    "mask_generator must be dict(type='block', "
-                    'mask_block_size=..., mask_ratio=...), got '
-                    f'type={kind!r} with keys {sorted(gen)}')
-            block_size = gen.get('mask_block_size')
-            ratio = gen.get('mask_ratio')
-        return (32 if block_size is None else block_size,
-                0.7 if ratio is None else ratio)
 
     @property
     def uses_target(self) -> bool:
@@ -494,6 +456,10 @@ class UDASegmentor(BaseSegmentor):
         total = src_img.new_zeros(())
         for i, term in enumerate(terms):
             last = i == len(terms) - 1
+            # every term belongs to this iteration: backward() counts one
+            # update per term, which would make should_sync() / scale_loss()
+            # answer for a later iteration under gradient accumulation
+            optim_wrapper._inner_count = start_count
             sync_ctx = (self.student.no_sync() if student_ddp and (
                 not last or not optim_wrapper.should_sync()) else
                 nullcontext())

@@ -172,6 +172,31 @@ def one_mix(mask: Tensor, foreground: Tensor, background: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------- strong aug
+def resolve_jitter_prob(prob: Optional[float] = None,
+                        probability: Optional[float] = None,
+                        p: Optional[float] = None) -> float:
+    """The probability that the strong-aug jitter is applied, from one of
+    ``color_jitter_prob`` (that probability), ``color_jitter_probability``
+    or ``color_jitter_p`` (the reference's threshold: applied when
+    U(0, 1) > value). Default 0.8 (the reference's 0.2)."""
+    given = {k: v for k, v in (('color_jitter_prob', prob),
+                               ('color_jitter_probability', probability),
+                               ('color_jitter_p', p)) if v is not None}
+    if len(given) > 1:
+        raise ValueError(
+            f'UDASegmentor: give one of {sorted(given)}, not several: '
+            '`color_jitter_prob` is the probability that the jitter is '
+            'applied; `color_jitter_probability` / `color_jitter_p` are '
+            "the reference's threshold (applied when U > value), so "
+            '0.8 of the first means 0.2 of the others')
+    if not given:
+        return 0.8  # the reference's threshold 0.2
+    (key, value), = given.items()
+    if not 0 <= value <= 1:
+        raise ValueError(f'{key} must be in [0, 1], got {value}')
+    return value if key == 'color_jitter_prob' else 1.0 - value
+
+
 STRONG_AUG_GATES = ('batch', 'sample')
 STRONG_AUG_SPLITS = ('sample', 'batch')
 

@@ -3,6 +3,7 @@ config, same model, schedule and seed (issue: "Must be shown").
 
     python bench/uda_ablation.py                       # defaults below
     python bench/uda_ablation.py --iters 300 --variants source_only full
+    python bench/uda_ablation.py --seeds 0 1 2         # mean +- std
 
 Each variant is one ``tools/train.py configs/mic_dual_aug.py`` run with
 ``--cfg-options`` toggles (so the table really is "one line per ablation"),
@@ -15,6 +16,7 @@ import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -78,13 +80,18 @@ def main(argv=None):
                    "config's poly decay is rescaled to end at --iters")
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='extra key=value overrides for every variant')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0],
+                   help='one run of every variant per seed; the table gives '
+                   'per-seed rows and mean +- std (e.g. --seeds 0 1 2)')
+    p.add_argument('--seed', type=int, default=None,
+                   help='one seed (same as --seeds N)')
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=list(VARIANTS))
     p.add_argument('--work-dir', default='work_dirs/uda_ablation')
     p.add_argument('--out-dir', default=None)
     args = p.parse_args(argv)
+    seeds = check_seeds([args.seed] if args.seed is not None else args.seeds)
     if not osp.isfile(osp.join(ROOT, args.data, 'train_source.csv')):
         subprocess.run([sys.executable, 'tools/make_demo_data.py', '--out',
                         args.data], cwd=ROOT, check=True)
@@ -95,44 +102,113 @@ def main(argv=None):
         f'default_hooks.checkpoint.interval={args.iters}',
         'default_hooks.logger.interval=50', 'model.vis_interval=0',
         f'train_dataloader.num_workers={args.workers}',
-        f'randomness.seed={args.seed}',
     ] + schedule_options(args.iters, warmup) + list(args.cfg_options)
     if args.lr is not None:
         common.append(f'optim_wrapper.optimizer.lr={args.lr}')
-    results = {}
-    for name in args.variants:
-        wd = osp.join(args.work_dir, name)
-        cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir',
-               wd, '--cfg-options', *common, *VARIANTS[name]]
-        print('$', ' '.join(cmd[1:]), flush=True)
-        t0 = time.time()
-        subprocess.run(cmd, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        m = final_metrics(osp.join(ROOT, wd))
-        results[name] = dict(mIoU=m['mIoU'], aAcc=m.get('aAcc'),
-                             mAcc=m.get('mAcc'),
-                             train_s=round(time.time() - t0, 1),
-                             cfg_options=VARIANTS[name])
-        print(name, results[name], flush=True)
-    base = results.get('source_only', {}).get('mIoU')
-    rows = [[n, r['mIoU'], '' if base is None else
-             f"{r['mIoU'] - base:+.2f}", r['train_s'],
-             ' '.join(r['cfg_options']) or '(as shipped)']
-            for n, r in ((n, results[n]) for n in VARIANTS if n in results)]
+    runs = []
+    for seed in seeds:
+        for name in args.variants:
+            # seeds never share (or overwrite) a work dir
+            wd = osp.join(args.work_dir, f'seed{seed}', name)
+            cmd = [sys.executable, 'tools/train.py', args.config,
+                   '--work-dir', wd, '--cfg-options', *common,
+                   f'randomness.seed={seed}', *VARIANTS[name]]
+            print('$', ' '.join(cmd[1:]), flush=True)
+            t0 = time.time()
+            subprocess.run(cmd, cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
+            m = final_metrics(osp.join(ROOT, wd))
+            runs.append(dict(variant=name, seed=seed, mIoU=m['mIoU'],
+                             aAcc=m.get('aAcc'), mAcc=m.get('mAcc'),
+                             pseudo_weight=final_scalar(
+                                 osp.join(ROOT, wd), 'pseudo_weight'),
+                             train_s=round(time.time() - t0, 1)))
+            print(runs[-1], flush=True)
+    summary = summarise(runs)
     info = machine_info('cuda' if _cuda() else 'cpu')
     cmd = ' '.join(['python bench/uda_ablation.py'] + list(
         sys.argv[1:] if argv is None else argv))
     md = ['# UDA ablation on the demo pinhole -> fisheye shift', '',
           f'Target-domain (fisheye val, 50 images) mIoU after {args.iters} '
-          f'iterations from scratch, seed {args.seed}, lr {args.lr:g}, same '
+          f'iterations from scratch, seeds {seeds}, lr {args.lr:g}, same '
           f'model and schedule for every variant; {info.get("device", "")}.',
-          ''] + \
-        md_table(['variant', 'target mIoU', 'vs source-only', 'train s',
-                  'cfg-options'], rows) + ['', f'`{cmd}`']
+          ''] + md_table(
+              ['variant', 'target mIoU (mean ± std)', 'vs source-only',
+               'per seed', 'final pseudo_weight', 'train s', 'cfg-options'],
+              [[n, pm(r['mIoU']), pm(r['delta'], signed=True)
+                if r['delta'] else '', ' / '.join(f'{v:.2f}'
+                                                  for v in r['mIoU']),
+                pm(r['pseudo_weight'], digits=3) if r['pseudo_weight']
+                else '', round(statistics.mean(r['train_s']), 1),
+                ' '.join(VARIANTS[n]) or '(as shipped)']
+               for n, r in summary.items()]) + ['', f'`{cmd}`']
     write_results('uda_ablation', dict(
-        iters=args.iters, lr=args.lr, seed=args.seed, command=cmd,
-        machine=info, common_cfg_options=common, results=results), md,
-        args.out_dir)
+        iters=args.iters, lr=args.lr, seeds=seeds, command=cmd,
+        machine=info, common_cfg_options=common, runs=runs,
+        summary=summary,
+        variants={n: VARIANTS[n] for n in args.variants}), md, args.out_dir)
+
+
+def check_seeds(seeds):
+    """--seeds: at least one, none repeated."""
+    if not seeds:
+        raise SystemExit('uda_ablation: --seeds needs at least one seed')
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise SystemExit(f'uda_ablation: --seeds repeats {dup}; each seed '
+                         'is one run per variant')
+    return list(seeds)
+
+
+def final_scalar(work_dir, key):
+    """The last logged value of ``key`` in the run's scalars, or None."""
+    last = None
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                   'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    if key in row and (last is None
+                                       or row['step'] >= last[0]):
+                        last = (row['step'], row[key])
+    return None if last is None else last[1]
+
+
+def summarise(runs):
+    """Per variant: the per-seed values (in seed order), their mean and
+    std, and the per-seed difference to source-only of the same seed."""
+    base = {r['seed']: r['mIoU'] for r in runs
+            if r['variant'] == 'source_only'}
+    out = {}
+    for name in VARIANTS:
+        rows = sorted((r for r in runs if r['variant'] == name),
+                      key=lambda r: r['seed'])
+        if not rows:
+            continue
+        out[name] = dict(
+            seeds=[r['seed'] for r in rows],
+            mIoU=[r['mIoU'] for r in rows],
+            delta=[r['mIoU'] - base[r['seed']] for r in rows
+                   if r['seed'] in base] if name != 'source_only' else [],
+            pseudo_weight=[r['pseudo_weight'] for r in rows
+                           if r['pseudo_weight'] is not None],
+            train_s=[r['train_s'] for r in rows])
+        for k in ('mIoU', 'delta', 'pseudo_weight'):
+            v = out[name][k]
+            out[name][f'{k}_mean'] = statistics.mean(v) if v else None
+            out[name][f'{k}_std'] = statistics.stdev(v) if len(v) > 1 \
+                else None
+    return out
+
+
+def pm(values, signed=False, digits=2):
+    """'mean ± std' (sample std) of ``values``; just the value for one."""
+    fmt = f'{{:{"+" if signed else ""}.{digits}f}}'
+    mean = fmt.format(statistics.mean(values))
+    if len(values) < 2:
+        return mean
+    return f'{mean} ± {statistics.stdev(values):.{digits}f}'
 
 
 if __name__ == '__main__':

@@ -46,3 +46,23 @@ def test_variant_toggles(name, on):
     assert (cfg.param_scheduler[0].begin, cfg.param_scheduler[0].end,
             cfg.param_scheduler[1].begin,
             cfg.param_scheduler[1].end) == (0, 51, 0, 401)
+
+
+def test_seeds_checked_and_summarised():
+    import uda_ablation
+    with pytest.raises(SystemExit, match='at least one'):
+        uda_ablation.check_seeds([])
+    with pytest.raises(SystemExit, match=r'repeats \[1\]'):
+        uda_ablation.check_seeds([0, 1, 1])
+    runs = [dict(variant=v, seed=s, mIoU=m, pseudo_weight=w, train_s=1.0)
+            for v, s, m, w in [('source_only', 0, 10.0, None),
+                               ('source_only', 1, 12.0, None),
+                               ('full', 1, 20.0, 0.5), ('full', 0, 16.0, 0.3)]]
+    out = uda_ablation.summarise(runs)
+    # per-seed rows in seed order; delta against the same seed's baseline
+    assert out['full']['mIoU'] == [16.0, 20.0]
+    assert out['full']['delta'] == [6.0, 8.0]
+    assert out['full']['delta_mean'] == 7.0
+    assert out['full']['mIoU_std'] == pytest.approx(2 ** 0.5 * 2)
+    assert out['source_only']['delta'] == []
+    assert uda_ablation.pm([6.0, 8.0], signed=True) == '+7.00 ± 1.41'

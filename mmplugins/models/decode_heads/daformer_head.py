@@ -96,14 +96,18 @@ class DAFormerHead(BaseDecodeHead):
             the bottleneck), input of the classifier. DAFormer: 256.
         embed_dims (int | Sequence[int]): Per-level embedding channels.
             Defaults to 256.
-        fusion_cfg (dict): ASPP fusion: ``sep`` (bool, depthwise-separable
-            3x3 branches), ``dilations`` (positive ints), ``pool`` (bool,
-            image-pooling branch), optional ``norm_cfg`` / ``act_cfg``
-            (default: the head's). Defaults to
-            ``dict(sep=True, dilations=(1, 6, 12, 18), pool=False)``.
+        fusion_cfg (dict): ASPP fusion (``type='aspp'``, the default):
+            ``sep`` (bool, depthwise-separable 3x3 branches), ``dilations``
+            (positive ints), ``pool`` (bool, image-pooling branch); or a
+            plain conv (``type='conv'``, ``kernel_size``) as DAFormer's
+            ``conv`` fusion that HRDA's scale-attention head uses. Both take
+            optional ``norm_cfg`` / ``act_cfg`` (default: the head's).
+            Defaults to ``dict(sep=True, dilations=(1, 6, 12, 18),
+            pool=False)``.
         decoder_params (dict, optional): The original DAFormer config block
             (``embed_dims``, ``embed_cfg``/``embed_neck_cfg`` of type
-            ``'mlp'``, ``fusion_cfg`` of type ``'aspp'``), accepted so that
+            ``'mlp'``, ``fusion_cfg`` of type ``'aspp'`` or ``'conv'``),
+            accepted so that
             DAFormer configs port unchanged; overrides ``embed_dims`` and
             ``fusion_cfg``. Defaults to None.
         **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``,
@@ -164,15 +168,23 @@ class DAFormerHead(BaseDecodeHead):
         self.embed_layers = nn.ModuleList(
             nn.Conv2d(c, d, kernel_size=1)
             for c, d in zip(self.in_channels, self.embed_dims))
-        self.fuse_layer = ASPPFusion(
-            sum(self.embed_dims),
-            self.channels,
-            dilations=self.fusion_cfg['dilations'],
-            sep=self.fusion_cfg['sep'],
-            pool=self.fusion_cfg['pool'],
-            norm_cfg=self.fusion_cfg.get('norm_cfg', self.norm_cfg),
-            act_cfg=self.fusion_cfg.get('act_cfg', self.act_cfg),
-            align_corners=self.align_corners)
+        norm_cfg = self.fusion_cfg.get('norm_cfg', self.norm_cfg)
+        act_cfg = self.fusion_cfg.get('act_cfg', self.act_cfg)
+        if self.fusion_cfg['type'] == 'conv':
+            k = self.fusion_cfg['kernel_size']
+            self.fuse_layer = ConvModule(
+                sum(self.embed_dims), self.channels, k, padding=k // 2,
+                norm_cfg=norm_cfg, act_cfg=act_cfg)
+        else:
+            self.fuse_layer = ASPPFusion(
+                sum(self.embed_dims),
+                self.channels,
+                dilations=self.fusion_cfg['dilations'],
+                sep=self.fusion_cfg['sep'],
+                pool=self.fusion_cfg['pool'],
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+                align_corners=self.align_corners)
 
     @staticmethod
     def _from_decoder_params(params: dict, embed_dims, fusion_cfg):
@@ -186,11 +198,6 @@ class DAFormerHead(BaseDecodeHead):
                                  "must be 'mlp' (the only embedding "
                                  f"implemented), but got {cfg.get('type')!r}")
         fusion = dict(params.get('fusion_cfg', fusion_cfg))
-        ftype = fusion.pop('type', 'aspp')
-        if ftype != 'aspp':
-            raise ValueError('DAFormerHead: decoder_params.fusion_cfg type '
-                             "must be 'aspp', but got "
-                             f'{ftype!r}')
         return params.get('embed_dims', embed_dims), fusion
 
     @staticmethod
@@ -198,9 +205,24 @@ class DAFormerHead(BaseDecodeHead):
         if not isinstance(cfg, dict):
             raise ValueError('DAFormerHead: fusion_cfg must be a dict, but '
                              f'got fusion_cfg={cfg!r}')
+        ftype = cfg.get('type', 'aspp')
+        if ftype == 'conv':
+            cfg = dict(cfg)
+            unknown = set(cfg) - {'type', 'kernel_size', 'norm_cfg',
+                                  'act_cfg'}
+            k = cfg.setdefault('kernel_size', 1)
+            if unknown or not (isinstance(k, int) and k >= 1 and k % 2):
+                raise ValueError(
+                    "DAFormerHead: fusion_cfg of type 'conv' takes an odd "
+                    'kernel_size >= 1 and optional norm_cfg/act_cfg, but got '
+                    f'fusion_cfg={cfg!r}')
+            return cfg
+        if ftype != 'aspp':
+            raise ValueError("DAFormerHead: fusion_cfg type must be 'aspp' "
+                             f"or 'conv', but got {ftype!r}")
         cfg = dict(DEFAULT_FUSION_CFG, **cfg)
-        cfg.pop('type', None)  # 'aspp' in DAFormer configs
-        unknown = set(cfg) - {'sep', 'dilations', 'pool', 'norm_cfg',
+        cfg['type'] = 'aspp'
+        unknown = set(cfg) - {'type', 'sep', 'dilations', 'pool', 'norm_cfg',
                               'act_cfg'}
         if unknown:
             raise ValueError(f'DAFormerHead: unknown fusion_cfg keys '

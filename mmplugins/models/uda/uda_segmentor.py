@@ -87,8 +87,13 @@ class UDASegmentor(BaseSegmentor):
         pseudo_weight_ignore_top (int): Rows at the top of the target with
             weight 0. Defaults to 0.
         pseudo_weight_ignore_bottom (int): Rows at the bottom. Defaults to 0.
-        crop_pseudo_margins (list[int], optional): ``[top, bottom, left,
-            right]`` margins with weight 0 (overrides the two above).
+        crop_pseudo_margins: Removed: it masked every crop's borders. The
+            reference's (HRDA) margins are a key of the target dataset,
+            ``train_dataloader.dataset.target.crop_pseudo_margins``: they
+            mask the full image's borders, the mask is cropped with the
+            image and arrives as ``data['target_valid_pseudo_mask']``; the
+            pseudo weight (of the MIC teacher too) is multiplied by it.
+            Giving it here raises a ValueError.
         mix (str, optional): ``'class'`` for DACS ClassMix, ``None`` off.
             Defaults to ``'class'``.
         class_mix_pool (str): ``'batch'`` (reference: classes drawn from
@@ -204,7 +209,15 @@ class UDASegmentor(BaseSegmentor):
         self.pseudo_threshold = pseudo_threshold
         self.pseudo_ignore = (pseudo_weight_ignore_top,
                               pseudo_weight_ignore_bottom)
-        self.crop_pseudo_margins = crop_pseudo_margins
+        if crop_pseudo_margins is not None:
+            raise ValueError(
+                'UDASegmentor: crop_pseudo_margins is no longer a model '
+                'argument (it masked the borders of every crop). Give it to '
+                'the target dataset, as the reference (HRDA) does: '
+                'train_dataloader.dataset.target.crop_pseudo_margins='
+                f'{list(crop_pseudo_margins)}; the margins are then in pixels '
+                'of the full target image. For rows at the top/bottom of '
+                'every crop use pseudo_weight_ignore_top/bottom.')
         self.mix = mix
         if class_mix_pool not in CLASS_MIX_POOLS:
             raise ValueError(f'class_mix_pool must be one of '
@@ -341,35 +354,49 @@ class UDASegmentor(BaseSegmentor):
                 copy_weights(self.imnet_model['neck'],
                              self.student_module.neck)
 
-    def _seg_loss(self, logits: Tensor, label: Tensor,
-                  weight: Optional[Tensor], prefix: str,
-                  scale: float = 1.0) -> Dict[str, Tensor]:
+    def _seg_loss(self, logits, label: Tensor, weight: Optional[Tensor],
+                  prefix: str, scale: float = 1.0) -> Dict[str, Tensor]:
         """Decode-head losses with a per-pixel weight (mmseg 1.x dropped
-        ``seg_weight`` from ``loss_by_feat``; we call its loss modules)."""
+        ``seg_weight`` from ``loss_by_feat``; we call its loss modules).
+
+        ``logits`` is a tensor, or an HRDA student's training output
+        (``dict(fused, lr, hr, hr_box)``), whose head says which outputs
+        are supervised with which factor (fused, detail on the cropped
+        label, ...); those terms are logged as ``{prefix}.hr.loss_ce``."""
         head = self.student_module.decode_head
-        logits = resize(logits, size=label.shape[-2:], mode='bilinear',
-                        align_corners=self.align_corners)
+        terms = (head.loss_terms(logits, label, weight) if isinstance(
+            logits, dict) else [('', 1.0, logits, label, weight)])
         losses_decode = (head.loss_decode if isinstance(
             head.loss_decode, nn.ModuleList) else [head.loss_decode])
         out: Dict[str, Tensor] = {}
-        total = logits.new_zeros(())
-        for loss_decode in losses_decode:
-            v = loss_decode(logits, label, weight=weight,
-                            ignore_index=self.ignore_index)
-            out[f'{prefix}.{loss_decode.loss_name}'] = v * scale
-            total = total + v * scale
+        total = label.new_zeros((), dtype=torch.float32)
+        for name, factor, lgt, lbl, w in terms:
+            lgt = resize(lgt, size=lbl.shape[-2:], mode='bilinear',
+                         align_corners=self.align_corners)
+            key = f'{prefix}.{name}.' if name else f'{prefix}.'
+            for loss_decode in losses_decode:
+                v = loss_decode(lgt, lbl, weight=w,
+                                ignore_index=self.ignore_index)
+                out[key + loss_decode.loss_name] = v * (scale * factor)
+                total = total + v * (scale * factor)
+            if not name:  # accuracy of the (fused) prediction
+                with torch.no_grad():
+                    valid = lbl != self.ignore_index
+                    hit = (lgt.argmax(1) == lbl) & valid
+                    acc = hit.sum().float() / valid.sum().clamp(min=1)
+                out[f'{prefix}.acc_seg'] = acc * 100
         out[f'{prefix}.loss'] = total
-        with torch.no_grad():
-            valid = label != self.ignore_index
-            pred = logits.argmax(1)
-            acc = ((pred == label) & valid).sum().float() / valid.sum().clamp(
-                min=1)
-        out[f'{prefix}.acc_seg'] = acc * 100
         return out
 
-    def _student_logits(self, inputs: Tensor) -> Tensor:
+    @property
+    def _train_mode(self) -> str:
+        # an HRDA student trains on a random detail crop + the context
+        return ('train_logits' if hasattr(self.student_module,
+                                          'train_logits') else 'tensor')
+
+    def _student_logits(self, inputs: Tensor, mode: Optional[str] = None):
         # through the (DDP) wrapper's forward so gradient sync is prepared
-        return self.student(inputs, None, mode='tensor')
+        return self.student(inputs, None, mode=mode or self._train_mode)
 
     @staticmethod
     def _gt(data_samples: SampleList, key: str = 'gt_sem_seg') -> Tensor:
@@ -380,6 +407,11 @@ class UDASegmentor(BaseSegmentor):
                           feats: List[Tensor]) -> Tensor:
         with torch.no_grad():
             self.imnet_model.eval()
+            # HRDA: the student's features are the context's (scale 0.5)
+            s = getattr(self.student_module, 'feature_scale', 1)
+            if s != 1:
+                inputs = resize(inputs, scale_factor=s, mode='bilinear',
+                                align_corners=self.align_corners)
             f_imnet = self.imnet_model['backbone'](inputs)
             if 'neck' in self.imnet_model:
                 f_imnet = self.imnet_model['neck'](f_imnet)
@@ -406,13 +438,18 @@ class UDASegmentor(BaseSegmentor):
                 '`dist_inputs`: add DualBranchAug and PackDualBranchSegInputs '
                 'to the source pipeline.')
         it = int(self.local_iter)
+        # the teacher(s) of iteration `it`: a copy of the student at 0; for
+        # it > 0 the EMA step was taken at the end of iteration it - 1,
+        # after its optimizer step (see _update_teachers)
         if it == 0:
             copy_weights(self.teacher, self.student_module)
-        else:
-            ema_update(self.teacher, self.student_module,
-                       ema_alpha(it, self.alpha))
-        if self.mic is not None:
-            self.mic.update_teacher(self.student_module, it, self.alpha)
+            if self.mic is not None:
+                self.mic.update_teacher(self.student_module, 0, self.alpha)
+        elif getattr(self, '_teacher_behind', False):
+            # a checkpoint written before the EMA step moved to the end of
+            # the iteration holds the teacher of iteration it - 1
+            self._update_teachers(it)
+        self._teacher_behind = False
 
         pre = self.data_preprocessor
         src_mean, src_std = pre.domain_stats('source')
@@ -431,14 +468,16 @@ class UDASegmentor(BaseSegmentor):
                     'in both pipelines (mixing needs aligned pixels).')
             if self.needs_pseudo_labels:
                 *pseudo, p_scalar = self._pseudo_labels(
-                    self.teacher, tgt_img, self.pseudo_threshold)
+                    self.teacher, tgt_img, self.pseudo_threshold,
+                    data.get('target_valid_pseudo_mask'))
                 log['pseudo_weight'] = p_scalar
             mic_pseudo = pseudo
             if self.mic is not None and self.mic.teacher is not None \
                     and self.mic.uses_target:
                 *mic_pseudo, m_scalar = self._pseudo_labels(
                     self.mic.teacher, tgt_img,
-                    self.mic.resolve(self.alpha, self.pseudo_threshold)[1])
+                    self.mic.resolve(self.alpha, self.pseudo_threshold)[1],
+                    data.get('target_valid_pseudo_mask'))
                 log['masked.pseudo_weight'] = m_scalar
 
         terms = ['src']
@@ -477,29 +516,75 @@ class UDASegmentor(BaseSegmentor):
             log.update({k: v.detach() for k, v in losses.items()})
         # one update per iteration however many terms were back-propagated
         optim_wrapper._inner_count = start_count + 1
-        if optim_wrapper.should_update():
+        stepped = optim_wrapper.should_update()
+        if stepped:
             optim_wrapper.step()
             optim_wrapper.zero_grad()
         log['loss'] = total
         if want_vis:
             self._log_panel(data, pseudo, vis, it, (src_mean, src_std),
                             (tgt_mean, tgt_std))
+        guard = getattr(optim_wrapper, '_nan_guard', None)
+        if guard is not None and guard.skipping:
+            # NaNGuardHook(action='skip') dropped this iteration (on this
+            # or another rank): no step was taken, so the teachers and the
+            # counter stay as they are
+            return log
         self.local_iter += 1
+        if stepped:
+            self._update_teachers(it + 1)
         return log
+
+    @torch.no_grad()
+    def _update_teachers(self, it: int):
+        """EMA step of the teacher(s) for iteration ``it`` (>= 1), taken at
+        the end of iteration ``it - 1`` right after its optimizer step.
+
+        The reference takes it at the start of iteration ``it``; nothing
+        changes the student in between, so every iteration sees the same
+        teacher (same α = ``ema_alpha(it)``, same student weights and BN
+        statistics). Taking it here means an iteration that
+        ``NaNGuardHook(action='skip')`` drops (no step) never touches the
+        teachers, and a checkpoint written after iteration ``it - 1`` holds
+        the teacher of iteration ``it`` (with ``local_iter == it``).
+
+        With gradient accumulation the teachers move only after an actual
+        optimizer step (between steps the student does not change: one EMA
+        step per update, α from the UDA iteration counter).
+        """
+        ema_update(self.teacher, self.student_module,
+                   ema_alpha(it, self.alpha))
+        if self.mic is not None:
+            self.mic.update_teacher(self.student_module, it, self.alpha)
+
+    # checkpoints of version < 2 hold the teacher *before* the EMA step of
+    # their `local_iter` (it was taken at the start of the iteration)
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args, **kwargs)
+        # only an explicit old version (metadata written by torch/mmengine);
+        # a plain dict without metadata is taken as current
+        self._teacher_behind = local_metadata.get('version', 2) < 2
 
     def _check_finite(self, loss: Tensor, term: str, it: int,
                       optim_wrapper: OptimWrapper):
         if torch.isfinite(loss):
             return
-        if getattr(optim_wrapper.backward, '_nan_guard_action',
-                   None) == 'skip':
-            # NaNGuardHook(action='skip') wraps backward/step: it refuses
-            # this backward, skips the remaining terms' and the step, and
-            # restores the buffers (BN statistics, `local_iter`)
+        guard = getattr(optim_wrapper, '_nan_guard', None)
+        if guard is not None:
+            # NaNGuardHook wraps backward/step: it agrees with the other
+            # ranks, then stops (naming this term) or refuses this backward,
+            # the remaining terms' and the step ('skip'); the teachers and
+            # `local_iter` are then not advanced (see train_step)
             from mmengine.logging import print_log
+            guard.name_terms({f'{term}.loss': loss})
             print_log(f'UDASegmentor: loss term `{term}` is {loss.item()} '
-                      f'at UDA iteration {it}; NaNGuardHook drops this '
-                      'update', logger='current', level=30)
+                      f'at UDA iteration {it}; NaNGuardHook(action='
+                      f'{guard.action!r}) handles it', logger='current',
+                      level=30)
             return
         raise FloatingPointError(
             f'UDASegmentor: loss term `{term}` is {loss.item()} at UDA '
@@ -508,12 +593,15 @@ class UDASegmentor(BaseSegmentor):
 
     @torch.no_grad()
     def _pseudo_labels(self, teacher: nn.Module, tgt_img: Tensor,
-                       threshold: float):
+                       threshold: float,
+                       valid_mask: Optional[Tensor] = None):
+        """``valid_mask``: (N, H, W) dataset-level valid-pseudo-label mask
+        (``target.crop_pseudo_margins``), multiplied into the weight."""
         logits = teacher(tgt_img, None, mode='tensor')
         logits = resize(logits, size=tgt_img.shape[-2:], mode='bilinear',
                         align_corners=self.align_corners)
         return pseudo_label_and_weight(logits, threshold, *self.pseudo_ignore,
-                                       crop_margins=self.crop_pseudo_margins)
+                                       valid_mask=valid_mask)
 
     @property
     def _jitter(self) -> dict:
@@ -568,7 +656,6 @@ class UDASegmentor(BaseSegmentor):
                 vis['masked'] = (masked[:1].detach(),
                                  src_stats if 'src' in self.mic.mask_mode
                                  else tgt_stats)
-                vis['masked_pred'] = logits[:1].detach()
             return self._seg_loss(logits, lbl, weight, 'masked',
                                   self.mask_lambda)
         raise KeyError(term)
@@ -601,7 +688,7 @@ class UDASegmentor(BaseSegmentor):
             if pseudo is not None:
                 tiles.append(lbl_tile(pseudo[0][0]))
             self.student_module.eval()
-            pred = self._student_logits(tgt)
+            pred = self._student_logits(tgt, mode='tensor')
             self.student_module.train()
             pred = resize(pred, size=tgt.shape[-2:], mode='bilinear',
                           align_corners=self.align_corners).argmax(1)[0]

@@ -363,9 +363,13 @@ def test_separate_mic_teacher_follows_its_own_ema_and_threshold():
         student_w.append(dict(model.student.named_parameters())[name]
                          .detach().clone())
         model.train_step(uda_batch(n=2, dist=False, seed=i), opt)
+    # the EMA step of iteration t is taken at the end of iteration t - 1:
+    # after 3 steps both teachers are those of iteration 3
+    student_w.append(dict(model.student.named_parameters())[name]
+                     .detach().clone())
     main = student_w[0]
     mic = student_w[0]
-    for t in (1, 2):
+    for t in (1, 2, 3):
         main = min(1 - 1 / (t + 1), 0.999) * main + \
             (1 - min(1 - 1 / (t + 1), 0.999)) * student_w[t]
         mic = min(1 - 1 / (t + 1), 0.5) * mic + \

@@ -55,26 +55,69 @@ def test_toggles_select_loss_terms():
     assert ow._inner_count == 1
 
 
+def _teacher_seen(m):
+    """Parameters of the teacher at each of its forwards (pseudo-labels)."""
+    seen = []
+    m.teacher.register_forward_pre_hook(lambda mod, args: seen.append(
+        {k: v.detach().clone() for k, v in mod.named_parameters()}))
+    return seen
+
+
 def test_ema_teacher_follows_reference_ramp():
+    """The teacher each iteration labels the target with is the reference's
+    (t=0: a copy; t: min(1 - 1/(t+1), alpha)-EMA with the student after
+    step t-1) -- the EMA step is taken at the end of iteration t-1, so the
+    state after train_step t-1 already holds the teacher of t."""
     m = build(mix='class', alpha=0.999)
     ow = optim(m, lr=0.1)
     student = m.student_module
-    # t=0: teacher := student copy (before the step changes the student)
+    seen = _teacher_seen(m)
     before = copy.deepcopy(student.state_dict())
     m.train_step(uda_batch(seed=0), ow)
-    # (parameters: BN running stats of the teacher move with its forward on
-    # the target batch, which like the reference runs in train mode)
-    for k, v in m.teacher.named_parameters():
+    for k, v in seen[0].items():  # t=0: a copy of the student
         assert torch.equal(v, before[k]), k
-    # t=1: alpha = 0.5 -> teacher = 0.5 teacher + 0.5 student(current)
-    t_prev = {k: v.clone() for k, v in m.teacher.named_parameters()}
+    # t=1: alpha = 0.5 -> teacher = 0.5 teacher + 0.5 student(after step 0)
     s_now = {k: v.detach().clone() for k, v in student.named_parameters()}
-    assert any(not torch.equal(t_prev[k], s_now[k]) for k in s_now)
+    assert any(not torch.equal(seen[0][k], s_now[k]) for k in s_now)
+    after0 = {k: v.clone() for k, v in m.teacher.named_parameters()}
     m.train_step(uda_batch(seed=1), ow)
-    for k, v in m.teacher.named_parameters():
-        assert torch.allclose(v, 0.5 * t_prev[k] + 0.5 * s_now[k]), k
-        assert not v.requires_grad
-    assert int(m.local_iter) == 2
+    for k, v in seen[1].items():
+        assert torch.allclose(v, 0.5 * seen[0][k] + 0.5 * s_now[k]), k
+        assert torch.equal(v, after0[k]), k  # taken at the end of step 0
+    # t=2: alpha = 2/3, with the student after step 1
+    s_now = {k: v.detach().clone() for k, v in student.named_parameters()}
+    m.train_step(uda_batch(seed=2), ow)
+    for k, v in seen[2].items():
+        assert torch.allclose(v, 2 / 3 * seen[1][k] + 1 / 3 * s_now[k],
+                              atol=1e-7), k
+    assert not any(p.requires_grad for p in m.teacher.parameters())
+    assert int(m.local_iter) == 3
+
+
+def test_old_checkpoint_teacher_catches_up_one_ema_step():
+    """A checkpoint of version 1 (EMA step at the start of the iteration)
+    holds the teacher before the step of its `local_iter`: the first
+    iteration after loading takes it, a current checkpoint does not."""
+    from mmengine.runner.checkpoint import load_state_dict
+    m = build(mix='class')
+    ow = optim(m, lr=0.1)
+    m.train_step(uda_batch(seed=0), ow)
+    m.train_step(uda_batch(seed=1), ow)
+    sd = m.state_dict()
+    assert sd._metadata['']['version'] == 2
+    for version, moves in ((2, False), (1, True)):
+        sd._metadata['']['version'] = version
+        n = build(mix='class')
+        load_state_dict(n, sd, strict=True)
+        seen = _teacher_seen(n)
+        n.train_step(uda_batch(seed=2), optim(n, lr=0.1))
+        expect = {k: v for k, v in m.teacher.named_parameters()}
+        if moves:  # alpha(2) = 2/3 towards the student of the checkpoint
+            s = dict(m.student_module.named_parameters())
+            expect = {k: 2 / 3 * v + 1 / 3 * s[k] for k, v in expect.items()}
+        for k, v in seen[0].items():
+            assert torch.allclose(v, expect[k], atol=1e-7), (version, k)
+        assert not n._teacher_behind
 
 
 def test_teacher_dropout_and_droppath_off_in_train_mode():

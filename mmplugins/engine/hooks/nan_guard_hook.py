@@ -75,16 +75,36 @@ class NaNGuardHook(Hook):
             state is not finite. Defaults to True.
 
     Note:
-        ``UDASegmentor`` checks every loss term itself and raises before
-        its backward (naming the term); with ``'skip'`` it hands the bad
-        term to this hook instead, which drops the whole UDA iteration (all
-        terms' gradients, the step) and restores the buffers, including the
-        teacher's BN statistics and the UDA iteration counter. Under DDP a
-        skip on one rank only would leave the other ranks waiting in the
-        gradient all-reduce: use ``'stop'`` for multi-process runs.
-        The loss term names come from the dict of losses the model returns
-        (via ``parse_losses``); a model with its own ``train_step`` gets the
-        generic name ``loss``.
+        ``UDASegmentor`` checks every loss term itself; with this hook
+        registered it hands a bad term to the hook (with ``'stop'`` the
+        hook raises, naming the term and the iteration). With ``'skip'``
+        the whole UDA iteration is dropped: no term's gradient reaches the
+        weights, no optimizer or loss-scaler step, the EMA teacher(s) and
+        the UDA iteration counter ``local_iter`` are not advanced (the
+        segmentor updates its teachers after the optimizer step, which a
+        skipped iteration does not take), and every buffer (BN statistics,
+        student's and teachers') is restored.
+
+        Under DDP every rank agrees: the finite flag of each loss handed to
+        ``backward`` (and of the gradients before ``step``) is all-reduced
+        before any rank back-propagates or steps, so a NaN on one rank makes
+        all ranks skip (or stop) the same iteration -- no rank waits alone
+        in the gradient all-reduce. This costs one all-reduce of a scalar
+        per ``backward``/``step`` call, and only when the world size is > 1.
+
+        Gradient accumulation (``accumulative_counts=k``): a skipped
+        iteration in the middle of a window restores the gradients that the
+        window's earlier iterations accumulated (a copy is kept at the start
+        of each such iteration, one gradient-sized buffer); a skipped
+        iteration that is the window's last drops the whole window (its
+        step is not taken and the gradients are zeroed).
+
+        What does advance on a skip: the Runner's iteration, the LR
+        schedule (a function of that iteration) and the random streams (the
+        batch was drawn). The loss term names come from the dict of losses
+        the model returns (via ``parse_losses``); a model with its own
+        ``train_step`` gets the generic name ``loss`` unless it names its
+        terms (``UDASegmentor`` does).
     """
 
     priority = 'VERY_HIGH'
@@ -95,8 +115,8 @@ class NaNGuardHook(Hook):
                  check_grads: bool = True,
                  check_checkpoint: bool = True) -> None:
         if action not in ('stop', 'skip'):
-            raise ValueError(f"action must be 'stop' or 'skip', but got "
-                             f'action: {action!r}')
+            raise ValueError(f"NaNGuardHook: action must be 'stop' or "
+                             f"'skip', but got action: {action!r}")
         if not isinstance(max_skips, int) or max_skips < 1:
             raise ValueError(f'max_skips must be an int >= 1, but got '
                              f'max_skips: {max_skips!r}')
@@ -110,7 +130,21 @@ class NaNGuardHook(Hook):
         self._last_losses: Optional[dict] = None
         self._iter = 0
         self._buffers: Optional[Dict[str, torch.Tensor]] = None
+        self._grads: Dict[int, Dict[int, torch.Tensor]] = {}
+        self._step_refused = False
         self._model = None
+        self._wrappers: list = []
+
+    @property
+    def skipping(self) -> bool:
+        """Whether the current iteration is being dropped (all ranks agree
+        once a ``backward`` or ``step`` has been called)."""
+        return self._skip_this
+
+    def name_terms(self, losses: Dict[str, object]) -> None:
+        """Let a model with its own ``train_step`` name the loss term it is
+        about to hand to ``backward`` (used in the messages)."""
+        self._last_losses = losses
 
     # ----------------------------------------------------------- wiring
     def before_train(self, runner) -> None:
@@ -131,7 +165,8 @@ class NaNGuardHook(Hook):
             runner.optim_wrapper, 'values') and not hasattr(
                 runner.optim_wrapper, 'backward') else
                     [runner.optim_wrapper])
-        for ow in wrappers:
+        self._wrappers = list(wrappers)
+        for ow in self._wrappers:
             self._wrap(ow)
 
     def _wrap(self, ow) -> None:
@@ -143,13 +178,20 @@ class NaNGuardHook(Hook):
         check_grads = self.check_grads and not hasattr(ow, 'loss_scaler')
 
         def guarded_backward(loss, **kwargs):
-            if torch.is_tensor(loss) and not torch.isfinite(loss).all():
-                terms = (non_finite_terms(self._last_losses)
-                         if self._last_losses else []) or ['loss']
-                self._bad(f'loss term(s) {terms} = {_fmt(loss)}')
+            if self._skip_this:  # a later term of an already bad iteration
                 ow._inner_count += 1  # keep accumulation counting aligned
                 return None
-            if self._skip_this:  # a later term of an already bad iteration
+            bad_here = torch.is_tensor(loss) and not bool(
+                torch.isfinite(loss.detach()).all())
+            # every rank learns whether any rank is bad before any of them
+            # back-propagates (DDP all-reduces gradients in backward)
+            if _any_rank(bad_here, loss):
+                if bad_here:
+                    terms = (non_finite_terms(self._last_losses)
+                             if self._last_losses else []) or ['loss']
+                    self._bad(f'loss term(s) {terms} = {_fmt(loss)}')
+                else:
+                    self._bad('loss on another rank')
                 ow._inner_count += 1
                 return None
             return backward(loss, **kwargs)
@@ -158,15 +200,19 @@ class NaNGuardHook(Hook):
             if not self._skip_this and check_grads:
                 bad = non_finite_tensors(
                     (n, p.grad) for n, p in self._named_params(ow))
-                if bad:
+                if _any_rank(bool(bad), next(iter(
+                        self._model.parameters()), None)):
                     self._bad(f'gradients of {bad[:5]}'
-                              f'{" ..." if len(bad) > 5 else ""}')
+                              f'{" ..." if len(bad) > 5 else ""}' if bad
+                              else 'gradients on another rank')
             if self._skip_this:
+                self._step_refused = True
                 ow.optimizer.zero_grad()
                 return None
             return step(**kwargs)
 
         guarded_backward._nan_guard = True
+        ow._nan_guard = self  # read by UDASegmentor.train_step
         # models with their own train_step (UDASegmentor) read this to hand
         # a bad term to the guard instead of raising themselves
         guarded_backward._nan_guard_action = self.action
@@ -194,8 +240,20 @@ class NaNGuardHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         self._iter = runner.iter
         self._skip_this = False
+        self._step_refused = False
         self._last_losses = None
+        self._grads = {}
         if self.action == 'skip':
+            # mid accumulation window: keep the gradients the window has so
+            # far, to take back this iteration's part if it is skipped
+            for ow in self._wrappers:
+                k = getattr(ow, '_accumulative_counts', 1)
+                if k > 1 and ow._inner_count % k:
+                    self._grads[id(ow)] = {
+                        id(p): p.grad.detach().clone()
+                        for g in ow.optimizer.param_groups
+                        for p in g['params'] if p.grad is not None
+                    }
             # BN running statistics (and counters) are updated in the
             # forward pass, before any loss exists: keep a copy to undo a
             # bad batch
@@ -211,6 +269,12 @@ class NaNGuardHook(Hook):
                 for n, b in self._model.named_buffers():
                     if n in self._buffers:
                         b.copy_(self._buffers[n])
+                if not self._step_refused:  # the window goes on
+                    for ow in self._wrappers:
+                        saved = self._grads.get(id(ow), {})
+                        for g in ow.optimizer.param_groups:
+                            for p in g['params']:
+                                p.grad = saved.get(id(p))
             self.skipped += 1
             self._in_a_row += 1
             if self._in_a_row >= self.max_skips:
@@ -218,7 +282,7 @@ class NaNGuardHook(Hook):
                     f'NaNGuardHook: {self._in_a_row} iterations in a row '
                     f'had a non-finite loss or gradient (last: iteration '
                     f'{runner.iter + 1}); stopping (max_skips='
-                    f'{self.max_skips})')
+                    f'{self.max_skips}, {self.skipped} skipped in total)')
         else:
             self._in_a_row = 0
         runner.message_hub.update_scalar('train/nan_guard_skipped',
@@ -233,6 +297,17 @@ class NaNGuardHook(Hook):
                 f'NaNGuardHook: refusing to write a checkpoint at iteration '
                 f'{runner.iter + 1}: the model state has non-finite values '
                 f'in {bad[:5]}; the previous checkpoint is kept')
+
+
+def _any_rank(flag: bool, like: Optional[torch.Tensor] = None) -> bool:
+    """``flag`` OR-ed over all ranks (itself when not distributed)."""
+    from mmengine.dist import all_reduce, get_world_size
+    if get_world_size() <= 1:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0],
+                     device=like.device if torch.is_tensor(like) else 'cpu')
+    all_reduce(t, op='sum')
+    return bool(t.item() > 0)
 
 
 def _fmt(t: torch.Tensor) -> str:

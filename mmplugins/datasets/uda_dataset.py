@@ -18,6 +18,8 @@ from mmengine.dist import get_rank
 from mmplugins.registry import register_module
 from .class_stats import ClassStats, compute_class_stats
 from .rare_class_sampling import RareClassSampler
+from .transforms.valid_pseudo_mask import (MARGINS_KEY, add_valid_pseudo_mask,
+                                           check_pipeline)
 
 _RCS_KEYS = ('class_temp', 'min_pixels', 'min_crop_ratio', 'max_retries',
              'stats_cache', 'nproc')
@@ -41,7 +43,13 @@ class UDADataset:
             ``PackSegInputs`` or ``PackDualBranchSegInputs``) or a built
             dataset.
         target (dict | Dataset): Target dataset, likewise (labels not
-            needed; its pipeline should not load annotations).
+            needed; its pipeline should not load annotations). A config may
+            hold the reference's (HRDA) ``crop_pseudo_margins=[top, bottom,
+            left, right]``: pseudo-labels within that many pixels of the
+            full target image's borders get weight 0. The mask is built right
+            after ``LoadImageFromFile``, transformed like a label and packed
+            as ``target_data_samples.valid_pseudo_mask`` (see
+            :mod:`mmplugins.datasets.transforms.valid_pseudo_mask`).
         rare_class_sampling (dict, optional): ``None`` (default) = off: item
             ``i`` is ``source[i]``. A dict turns RCS on and ignores the
             index; keys:
@@ -143,6 +151,7 @@ class UDADataset:
             if 'type' not in cfg:
                 raise KeyError(f"UDADataset: the {name} config has no 'type': "
                                f'{cfg}')
+            cfg = UDADataset._with_pseudo_margins(cfg, name)
             # outside a Runner there may be no scope; the pipelines' mmseg
             # transforms (LoadAnnotations, PackSegInputs) need 'mmseg'
             scope = None if DefaultScope.get_current_instance() else 'mmseg'
@@ -155,6 +164,22 @@ class UDADataset:
         if not hasattr(cfg, '__getitem__') or not hasattr(cfg, '__len__'):
             raise TypeError(f'UDADataset: {name} must be a dataset config '
                             f'dict or a dataset, but got {type(cfg)}')
+        return cfg
+
+    @staticmethod
+    def _with_pseudo_margins(cfg: dict, name: str) -> dict:
+        """Turn the reference's ``target.crop_pseudo_margins`` into the
+        ``ValidPseudoMask`` / ``PackValidPseudoMask`` pipeline steps."""
+        cfg = dict(cfg)
+        margins = cfg.pop(MARGINS_KEY, None)
+        if margins is not None and name != 'target':
+            raise ValueError(
+                f'UDADataset: {MARGINS_KEY} is a key of the target dataset '
+                f'(it masks pseudo-labels), but the {name} config has it')
+        if margins is not None:
+            cfg['pipeline'] = add_valid_pseudo_mask(
+                cfg.get('pipeline') or [], margins, where=name)
+        check_pipeline(cfg.get('pipeline') or [], where=name)
         return cfg
 
     @staticmethod

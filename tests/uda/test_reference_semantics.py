@@ -261,7 +261,7 @@ def test_one_uda_step_feeds_each_network_what_the_reference_does():
     torch.manual_seed(0)
     model = _build(mix='class', mask_lambda=1.0, mask_mode='separatetrg',
                    mask_block_size=8, color_jitter_prob=0.0, blur=False,
-                   pseudo_threshold=0.0, crop_pseudo_margins=[8, 0, 0, 0],
+                   pseudo_threshold=0.0, pseudo_weight_ignore_top=8,
                    imnet_feature_dist_lambda=0.005,
                    imnet_feature_dist_classes=[1, 2])
     model.init_weights()
@@ -319,7 +319,7 @@ def test_mic_modes_use_the_reference_images_and_labels(mode):
     torch.manual_seed(0)
     model = _build(mix=None, mask_lambda=0.5, mask_mode=mode,
                    mask_block_size=8, pseudo_threshold=0.0,
-                   crop_pseudo_margins=[8, 0, 0, 0])
+                   pseudo_weight_ignore_top=8)
     model.init_weights()
     rec = _Recorder(model)
     batch = uda_batch(n=2, dist=False, seed=4)

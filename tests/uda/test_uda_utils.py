@@ -55,11 +55,19 @@ def test_pseudo_weight_margins():
     assert s.item() == 1.0
     assert torch.all(w[:, :2] == 0) and torch.all(w[:, -3:] == 0)
     assert torch.all(w[:, 2:7] == 1)
-    _, w, _ = pseudo_label_and_weight(logits, 0.0,
-                                      crop_margins=[1, 1, 2, 3])
-    assert w[:, 1:-1, 2:-3].min() == 1 and w.sum() == 2 * 8 * 7
-    with pytest.raises(ValueError, match='top, bottom, left'):
-        pseudo_label_and_weight(logits, crop_margins=[1, 2])
+    # dataset-level mask (HRDA crop_pseudo_margins): multiplied in after
+    # the scalar, which still counts every pixel
+    valid = torch.zeros(2, 10, 12, dtype=torch.bool)
+    valid[:, 1:-1, 2:-3] = True
+    _, w, s = pseudo_label_and_weight(logits, 0.0, valid_mask=valid)
+    assert s.item() == 1.0
+    assert torch.equal(w, valid.float())
+    _, w, _ = pseudo_label_and_weight(logits, 0.0, valid_mask=valid[:, None])
+    assert torch.equal(w, valid.float())
+    with pytest.raises(ValueError, match='valid_mask has shape'):
+        pseudo_label_and_weight(logits, valid_mask=valid[:, :5])
+    with pytest.raises(ValueError, match='cannot be combined'):
+        pseudo_label_and_weight(logits, ignore_bottom=1, valid_mask=valid)
 
 
 @pytest.mark.parametrize('n_classes', [1, 2, 3, 5, 8])

@@ -3,6 +3,8 @@ from contextlib import contextmanager
 from typing import Any, Dict, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 
 from mmplugins.registry import register_module
@@ -21,6 +23,12 @@ class UDADataPreProcessor(SegDataPreProcessor):
     target (``target_inputs``/``target_data_samples``). Each group is
     normalised, padded to ``size`` and stacked like mmseg does for one group.
     A plain batch (validation/test) is processed exactly like mmseg.
+
+    When the target samples carry ``valid_pseudo_mask`` (the target dataset's
+    ``crop_pseudo_margins``, see
+    :mod:`mmplugins.datasets.transforms.valid_pseudo_mask`), each mask is
+    padded like the target images (bottom/right, the padded area invalid)
+    and the batch gets ``target_valid_pseudo_mask``: (N, H, W) bool.
 
     Args:
         target_mean (Sequence[float], optional): Per-domain normalisation:
@@ -94,4 +102,40 @@ class UDADataPreProcessor(SegDataPreProcessor):
                 res = super().forward(group, training)
             out[prefix + 'inputs'] = res['inputs']
             out[prefix + 'data_samples'] = res['data_samples']
+            if prefix == 'target_':
+                mask = self._valid_pseudo_mask(res['data_samples'],
+                                               res['inputs'].shape[-2:])
+                if mask is not None:
+                    out['target_valid_pseudo_mask'] = mask
         return out
+
+    @staticmethod
+    def _valid_pseudo_mask(samples, size) -> Optional[torch.Tensor]:
+        """Pad each sample's ``valid_pseudo_mask`` to ``size`` (bottom/
+        right, with 0 = invalid, as the images are padded) and stack them
+        to (N, H, W) bool; None when no sample has one."""
+        samples = samples or []
+        has = ['valid_pseudo_mask' in s for s in samples]
+        if not any(has):
+            return None
+        if not all(has):
+            raise ValueError(
+                'UDADataPreProcessor: only some target samples carry '
+                f'valid_pseudo_mask ({sum(has)} of {len(has)}); every target '
+                'sample must come from the same pipeline')
+        h, w = size
+        masks = []
+        for s in samples:
+            m = s.valid_pseudo_mask.data
+            if m.dim() == 2:
+                m = m[None]
+            mh, mw = m.shape[-2:]
+            if mh > h or mw > w:
+                raise ValueError(
+                    f'UDADataPreProcessor: valid_pseudo_mask of '
+                    f'{s.metainfo.get("img_path")!r} is {mh}x{mw}, larger '
+                    f'than the padded target batch {h}x{w}')
+            m = F.pad(m, (0, w - mw, 0, h - mh), value=0)
+            s.valid_pseudo_mask = PixelData(data=m)
+            masks.append(m[0] == 1)
+        return torch.stack(masks)

@@ -67,19 +67,23 @@ def pseudo_label_and_weight(
         threshold: float = 0.968,
         ignore_top: int = 0,
         ignore_bottom: int = 0,
-        crop_margins: Optional[Sequence[int]] = None
+        valid_mask: Optional[Tensor] = None
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Teacher logits -> (pseudo-label, pixel weight, scalar weight).
 
     Reference (DACS as used by DAFormer/MIC): the label is the argmax; the
     weight is ONE scalar per batch, the fraction of all the batch's pixels
     whose max softmax probability reaches ``threshold``, broadcast to every
-    pixel. Pixels in ignored margins (``ignore_top``/``ignore_bottom`` rows,
-    or ``crop_margins=[top, bottom, left, right]``) get weight 0 -- after the
-    scalar is computed, as in the reference.
+    pixel. Pixels in ignored margins (``ignore_top``/``ignore_bottom`` rows
+    of the crop) or outside ``valid_mask`` get weight 0 -- after the scalar
+    is computed, as in the reference (``filter_valid_pseudo_region``).
 
     Args:
         logits (Tensor): (N, C, H, W) teacher logits.
+        valid_mask (Tensor, optional): (N, H, W) (or (N, 1, H, W)) mask of
+            trusted pixels (HRDA's dataset-level ``crop_pseudo_margins``);
+            the weight is multiplied by it. Like the reference, it cannot be
+            combined with ``ignore_top``/``ignore_bottom``.
     Returns:
         tuple: label (N, H, W) long, weight (N, H, W) float, scalar (0-dim).
     """
@@ -92,22 +96,28 @@ def pseudo_label_and_weight(
     confident = (max_prob >= threshold).float()
     scalar = confident.sum() / confident.numel()
     weight = scalar * torch.ones_like(max_prob)
-    if crop_margins is not None:
-        if len(crop_margins) != 4:
-            raise ValueError('crop_pseudo_margins must be [top, bottom, left, '
-                             f'right], got {crop_margins}')
-        top, bottom, left, right = crop_margins
-    else:
-        top, bottom, left, right = ignore_top, ignore_bottom, 0, 0
+    if valid_mask is not None and (ignore_top > 0 or ignore_bottom > 0):
+        raise ValueError(
+            'pseudo_weight_ignore_top/bottom (model, rows of every crop: '
+            f'{ignore_top}/{ignore_bottom}) cannot be combined with the '
+            'dataset-level valid-pseudo-label mask (train_dataloader.dataset.'
+            'target.crop_pseudo_margins), as in the reference (HRDA asserts '
+            'it): set pseudo_weight_ignore_top/bottom=0 and give the margins '
+            'in crop_pseudo_margins')
     h, w = weight.shape[-2:]
-    if top > 0:
-        weight[:, :top, :] = 0
-    if bottom > 0:
-        weight[:, h - bottom:, :] = 0
-    if left > 0:
-        weight[:, :, :left] = 0
-    if right > 0:
-        weight[:, :, w - right:] = 0
+    if ignore_top > 0:
+        weight[:, :ignore_top, :] = 0
+    if ignore_bottom > 0:
+        weight[:, h - ignore_bottom:, :] = 0
+    if valid_mask is not None:
+        if valid_mask.dim() == 4 and valid_mask.shape[1] == 1:
+            valid_mask = valid_mask[:, 0]
+        if valid_mask.shape != weight.shape:
+            raise ValueError(
+                f'valid_mask has shape {tuple(valid_mask.shape)}, the '
+                f'pseudo weight {tuple(weight.shape)}; expected (N, H, W) of '
+                'the target batch')
+        weight = weight * valid_mask.to(weight.dtype)
     return label, weight, scalar
 
 

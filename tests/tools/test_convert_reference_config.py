@@ -445,13 +445,47 @@ def test_source_only_turns_mixing_and_masking_off(tmp_path):
     assert m.mix is None and m.mask_lambda == 0 and m.mask_mode is None
 
 
+def test_crop_pseudo_margins_move_to_the_target_dataset(tmp_path):
+    """MIC(HRDA)'s key: data.train.target.crop_pseudo_margins -> the
+    target of UDADataset, which builds/packs the mask in its pipeline."""
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'mic')
+    margins = "data = dict(train=dict(target=dict(" \
+        "crop_pseudo_margins=[30, 240, 30, 30])))\n"
+    (ref_dir / 'hr.py').write_text(
+        "_base_ = ['mic.py']\n" + margins +
+        'uda = dict(pseudo_weight_ignore_top=0, '
+        'pseudo_weight_ignore_bottom=0)\n')
+    out = tmp_path / 'hr_out.py'
+    conv = crc.convert_file(str(ref_dir / 'hr.py'), str(out))
+    assert ('data.train.target.crop_pseudo_margins -> train_dataloader.'
+            'dataset.target.crop_pseudo_margins') in conv.mapped
+    cfg = Config.fromfile(str(out))
+    target = cfg.train_dataloader.dataset.target
+    assert target.crop_pseudo_margins == [30, 240, 30, 30]
+    assert 'crop_pseudo_margins' not in cfg.train_dataloader.dataset.source
+    from mmplugins.datasets.uda_dataset import UDADataset
+    steps = UDADataset._with_pseudo_margins(target, 'target')['pipeline']
+    types = [s['type'] for s in steps]
+    assert types[:2] == ['LoadImageFromFile', 'ValidPseudoMask']
+    assert types[-1] == 'PackValidPseudoMask'
+    assert steps[1]['margins'] == [30, 240, 30, 30]
+    # DAFormer's ignore_top/bottom rows too: the reference asserts
+    (ref_dir / 'both.py').write_text("_base_ = ['mic.py']\n" + margins)
+    with pytest.raises(crc.ConversionError) as e:
+        crc.convert_file(str(ref_dir / 'both.py'), str(tmp_path / 'b.py'))
+    assert 'uda.pseudo_weight_ignore_top=15' in str(e.value)
+    assert 'uda.pseudo_weight_ignore_bottom=120' in str(e.value)
+
+
 # ------------------------------------------------------------- bad input
 BAD = '''
 _base_ = ['daformer.py']
 uda = dict(type='AdvSeg', print_grad_magnitude=True)
 model = dict(type='HRDAEncoderDecoder', scales=[1, 0.5],
              decode_head=dict(type='HRDAHead'))
-data = dict(train=dict(target=dict(crop_pseudo_margins=[30, 240, 30, 30])))
+data = dict(train=dict(sync_crop_size=[384, 384]))
 '''
 
 
@@ -476,7 +510,7 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
     assert "model.type='HRDAEncoderDecoder' has no equivalent" in err
     assert "model.decode_head.type='HRDAHead' has no equivalent" in err
     assert 'model.scales=' in err
-    assert 'data.train.target.crop_pseudo_margins=' in err
+    assert 'data.train.sync_crop_size=' in err
     assert '--allow-unsupported' in err
     assert 'Traceback' not in err
 
@@ -488,8 +522,7 @@ def test_allow_unsupported_writes_comment_block(tmp_path):
     (ref_dir / 'grad.py').write_text(
         "_base_ = ['daformer.py']\n"
         'uda = dict(print_grad_magnitude=True)\n'
-        'data = dict(train=dict(target=dict(crop_pseudo_margins=[1, 2, 3, '
-        '4])))\nmy_flag = 3\n')
+        'data = dict(train=dict(sync_crop_size=[1, 2]))\nmy_flag = 3\n')
     out = tmp_path / 'grad_out.py'
     res = run_tool(ref_dir / 'grad.py', out, '--allow-unsupported')
     assert res.returncode == 0, res.stderr
@@ -498,7 +531,7 @@ def test_allow_unsupported_writes_comment_block(tmp_path):
     head = text[:text.index('_base_ =')]
     block = head[head.index('# UNSUPPORTED'):]
     assert '#   uda.print_grad_magnitude=True has no equivalent' in block
-    assert '#   data.train.target.crop_pseudo_margins=[1, 2, 3, 4]' in block
+    assert '#   data.train.sync_crop_size=[1, 2]' in block
     assert '#   my_flag=3 has no equivalent' in block  # unknown top-level
     assert '# Ignored:' in head and '# Mapped:' in head
     cfg = Config.fromfile(str(out))

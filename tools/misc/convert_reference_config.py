@@ -97,8 +97,13 @@ Mapping table (reference key -> mmplugins key)::
   data.train.target ann_dir +         ignored (no effect): target labels are
     LoadAnnotations                   never trained on
   data.train.rare_class_sampling      UDADataset rare_class_sampling (copied)
-  data.train.target.crop_pseudo_margins, data.train.sync_crop_size
-                                      unsupported
+  data.train.target.crop_pseudo_margins
+                                      train_dataloader.dataset.target.
+                                      crop_pseudo_margins (HRDA margins on
+                                      the full target image; with
+                                      uda.pseudo_weight_ignore_top/bottom > 0
+                                      unsupported, the reference asserts)
+  data.train.sync_crop_size           unsupported
   data.val / data.test                val_dataloader / test_dataloader
                                       (batch 1, test_mode=True)
   evaluation.interval                 train_cfg.val_interval
@@ -527,6 +532,16 @@ class Converter:
                                          'data.train.source', 'source')
         uda_ds['target'] = self._dataset(train.pop('target', None),
                                          'data.train.target', 'target')
+        if uda_ds['target'] and 'crop_pseudo_margins' in uda_ds['target']:
+            for k in ('pseudo_weight_ignore_top',
+                      'pseudo_weight_ignore_bottom'):
+                if self.uda.get(k, 0) > 0:
+                    if f'uda.{k} -> model.{k}' in self.mapped:
+                        self.mapped.remove(f'uda.{k} -> model.{k}')
+                    self._reject(f'uda.{k}', self.uda.pop(k),
+                                 'together with data.train.target.'
+                                 'crop_pseudo_margins: the reference asserts '
+                                 'it is 0; give the rows in the margins')
         rcs = train.pop('rare_class_sampling', None)
         if rcs is not None:
             uda_ds['rare_class_sampling'] = dict(rcs)
@@ -587,10 +602,15 @@ class Converter:
         if role == 'test':
             out['test_mode'] = True
         if 'crop_pseudo_margins' in ds:
-            self._reject(f'{path}.crop_pseudo_margins',
-                         ds.pop('crop_pseudo_margins'),
-                         'pseudo-label margin cropping in the data loader is '
-                         'not implemented yet')
+            margins = ds.pop('crop_pseudo_margins')
+            if role != 'target':
+                self._reject(f'{path}.crop_pseudo_margins', margins,
+                             'a key of the target dataset only')
+            elif margins is not None:
+                out['crop_pseudo_margins'] = list(margins)
+                self._map(f'{path}.crop_pseudo_margins',
+                          'train_dataloader.dataset.target.'
+                          'crop_pseudo_margins')
         out['pipeline'] = self._pipeline(ds.pop('pipeline', None) or [],
                                          f'{path}.pipeline', role,
                                          labelled=ann is not None)

@@ -3,7 +3,14 @@
 ``import mmplugins`` (or ``custom_imports=dict(imports=['mmplugins'])`` in a
 config) registers every module of the package and of installed third-party
 plugins, and applies the stack fixes in :mod:`mmplugins.compat`. It does not
-change the default scope or any other global setting.
+change the default scope. The fixes *are* process-wide changes, each made
+only where the pinned stack fails and listed in ``docs/installation.md``:
+torch's safe-globals list gains the types of an mmengine checkpoint and
+``HistoryBuffer`` stops pickling its built-in statistics functions; without
+CUDA (or MLU/NPU/MUSA) mmengine's dist init runs with ``nccl`` turned into
+``gloo`` (with a warning) and ``torch.cuda.set_device`` skipped, and a CPU
+module's DDP gets ``device_ids=None``; ``FormatCode`` (yapf) results are
+memoised. ``mmplugins.compat.remove_patches()`` undoes them.
 """
 import importlib
 import pkgutil

@@ -1,31 +1,43 @@
 """Targeted fixes for the pinned stack, applied once on ``import mmplugins``.
 
-Each patch is idempotent, version-agnostic in effect (it only changes what is
-broken on this stack) and documented in ``docs/installation.md``:
+Each patch intervenes only where the stock stack fails, is idempotent and is
+listed in ``docs/installation.md`` (what stock does, why it fails here, how
+to undo it); :func:`remove_patches` undoes all of them. They are
+process-wide (they replace functions of mmengine/torch, not per runner):
 
 1. **Resume on torch >= 2.6.** ``torch.load`` defaults to
    ``weights_only=True`` there, and mmengine 0.10.7 loads its own checkpoints
    without saying otherwise, so ``--resume`` dies with ``Unsupported global:
    mmengine.logging.history_buffer.HistoryBuffer``. We keep the safe loader
-   and allow-list exactly the data types an mmengine checkpoint is made of
-   (``HistoryBuffer`` and the numpy array/scalar reconstruction), instead of
-   turning the unsafe pickle loader back on. ``HistoryBuffer`` also pickled
-   its class-level table of statistics *functions* (``getattr(HistoryBuffer,
-   'min')``), which no safe loader may accept; we stop writing the built-in
-   entries (they are re-created on load). A checkpoint written by stock
-   mmengine still holds them: loading it names the file and the one-off
-   conversion ``tools/misc/upgrade_checkpoint.py``.
-2. **CPU distributed training.** mmengine's ``init_dist`` calls
-   ``torch.cuda.set_device`` unconditionally and configs ask for ``nccl``;
-   the Runner passes ``device_ids=[LOCAL_RANK]`` to DDP, which DDP rejects for
-   a CPU module. Without CUDA we use ``gloo``, skip ``set_device`` and give
-   DDP ``device_ids=None``. With CUDA nothing changes.
+   and add to torch's *process-wide* safe-globals list exactly the data
+   types an mmengine checkpoint is made of (``HistoryBuffer``, numpy's array
+   and scalar reconstruction and its numeric dtype classes) -- every
+   ``torch.load(weights_only=True)`` in the process then accepts them,
+   nothing else. ``HistoryBuffer`` also pickled its class-level table of
+   statistics *functions* (``getattr(HistoryBuffer, 'min')``), which no safe
+   loader may accept; we stop writing the built-in entries (they are
+   re-created on load). A checkpoint written by stock mmengine still holds
+   them: loading it names the file and the one-off conversion
+   ``tools/misc/upgrade_checkpoint.py``.
+2. **Distributed training without CUDA.** mmengine's ``_init_dist_pytorch``
+   / ``_init_dist_slurm`` end (when no MLU/NPU/MUSA is present) with
+   ``torch.cuda.set_device``, which fails without CUDA, and configs ask for
+   ``nccl``, which needs CUDA. Only when no CUDA/MLU/NPU/MUSA device exists
+   we call mmengine's own function with ``torch.cuda.set_device`` a no-op
+   for the duration of the call and ``nccl`` replaced by ``gloo`` (a WARNING
+   log line names both); ``launcher='slurm'`` without the SLURM variables
+   gets one clear error instead of a ``KeyError``. The Runner passes
+   ``device_ids=[LOCAL_RANK]`` to DDP, which torch rejects for a CPU module:
+   for a module whose parameters are all on the CPU we pass ``None``. With
+   CUDA (or MLU/NPU/MUSA) everything goes through mmengine unchanged.
 3. **Config formatting cost.** ``Config.pretty_text`` runs yapf over the whole
    config every time it is used -- the Runner does so for the log, the dumped
    config, the visualizer and *every checkpoint* (~4 s each for an mmdet
    config on 2 cores). yapf is deterministic, so its result is memoised per
-   input text: the output is byte-identical, just computed once.
+   input text (32 entries): the output is byte-identical, computed once.
 """
+import contextlib
+import logging
 import os
 
 import torch
@@ -41,14 +53,26 @@ def _numpy_safe_globals():
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
     allowed += [_reconstruct, scalar]
-    # dtype instances pickle as their class (numpy.dtypes.Float64DType, ...)
+    # dtype instances pickle as their class (numpy.dtypes.Float64DType, ...):
+    # only the numeric ones (message-hub histories, RNG states); no object,
+    # string, void or datetime dtypes
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
         allowed += [
-            getattr(dtypes, n) for n in dir(dtypes)
-            if n.endswith('DType') and isinstance(getattr(dtypes, n), type)
+            getattr(dtypes, n) for n in _NUMERIC_DTYPES
+            if isinstance(getattr(dtypes, n, None), type)
         ]
     return allowed
+
+
+_NUMERIC_DTYPES = tuple(
+    f'{kind}{bits}DType' for kind, sizes in (
+        ('Int', (8, 16, 32, 64)), ('UInt', (8, 16, 32, 64)),
+        ('Float', (16, 32, 64)), ('Complex', (64, 128))) for bits in sizes
+) + ('BoolDType', 'LongDType', 'ULongDType', 'LongLongDType',
+     'ULongLongDType', 'ByteDType', 'UByteDType', 'ShortDType',
+     'UShortDType', 'IntDType', 'UIntDType', 'LongDoubleDType',
+     'CLongDoubleDType')
 
 
 def checkpoint_safe_globals():
@@ -101,6 +125,7 @@ def _patch_torch_load():
                 f'Original error: {str(e).splitlines()[-1][:300]}') from e
 
     load_from_local._mmplugins = True
+    load_from_local._stock = loader
     mm_ckpt.CheckpointLoader._schemes[''] = load_from_local
 
 
@@ -108,48 +133,88 @@ def _cuda_usable() -> bool:
     return torch.cuda.is_available() and torch.cuda.device_count() > 0
 
 
+def _other_accelerator() -> bool:
+    """An accelerator whose branch mmengine's init code has (MLU/NPU/MUSA):
+    those paths are left to mmengine untouched."""
+    from mmengine.device import (is_mlu_available, is_musa_available,
+                                 is_npu_available)
+    return is_mlu_available() or is_npu_available() or is_musa_available()
+
+
+_SLURM_VARS = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST',
+               'SLURM_LOCALID')
+
+
+@contextlib.contextmanager
+def _no_cuda_set_device():
+    """Within the call only: ``torch.cuda.set_device`` is a no-op (the one
+    line of mmengine's init that needs CUDA; gloo does not use it)."""
+    orig = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = orig
+
+
+def _cpu_backend(backend: str) -> str:
+    if backend != 'nccl':
+        return backend
+    from mmengine.logging import print_log
+    print_log(
+        "mmplugins: dist backend 'nccl' was requested but CUDA is not "
+        "available; using 'gloo' instead (nccl needs CUDA). Set "
+        "env_cfg.dist_cfg.backend='gloo' to silence this.",
+        logger='current', level=logging.WARNING)
+    return 'gloo'
+
+
 def _patch_cpu_distributed():
+    """Stock mmengine fails without CUDA only in the last branch of its init
+    functions (``torch.cuda.set_device``, and ``nccl``), and in DDP's
+    ``device_ids`` for a CPU module. We call mmengine's own functions and
+    change only that, only when no CUDA/MLU/NPU/MUSA device exists."""
     from mmengine.dist import utils as dist_utils
     from mmengine.model.wrappers import distributed as mm_ddp
 
     if getattr(dist_utils._init_dist_pytorch, '_mmplugins', False):
         return
-    orig_init = dist_utils._init_dist_pytorch
-
-    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
-        if _cuda_usable() or init_backend != 'torch':
-            return orig_init(backend, init_backend=init_backend, **kwargs)
-        import torch.distributed as torch_dist
-        if backend == 'nccl':  # nccl needs CUDA; gloo is the CPU backend
-            backend = 'gloo'
-        torch_dist.init_process_group(backend=backend, **kwargs)
-
-    _init_dist_pytorch._mmplugins = True
-    dist_utils._init_dist_pytorch = _init_dist_pytorch
-
+    orig_pytorch = dist_utils._init_dist_pytorch
     orig_slurm = dist_utils._init_dist_slurm
 
-    def _init_dist_slurm(backend, port=None, init_backend='torch', **kw):
-        if _cuda_usable():
-            return orig_slurm(backend, port=port, init_backend=init_backend,
-                              **kw)
-        # mirror mmengine's env setup without torch.cuda.set_device
-        import subprocess
-        proc_id = int(os.environ['SLURM_PROCID'])
-        ntasks = int(os.environ['SLURM_NTASKS'])
-        node_list = os.environ['SLURM_NODELIST']
-        addr = subprocess.getoutput(
-            f'scontrol show hostname {node_list} | head -n1')
-        if port is not None:
-            os.environ['MASTER_PORT'] = str(port)
-        os.environ.setdefault('MASTER_PORT', '29500')
-        os.environ.setdefault('MASTER_ADDR', addr)
-        os.environ['WORLD_SIZE'] = str(ntasks)
-        os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
-        os.environ['RANK'] = str(proc_id)
-        _init_dist_pytorch('gloo' if backend == 'nccl' else backend,
-                           init_backend=init_backend, **kw)
+    # the stock functions are looked up on the wrappers at call time (a
+    # test can spy on them)
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        stock = _init_dist_pytorch._stock
+        if _cuda_usable() or _other_accelerator():
+            return stock(backend, init_backend=init_backend, **kwargs)
+        with _no_cuda_set_device():
+            return stock(_cpu_backend(backend), init_backend=init_backend,
+                         **kwargs)
 
+    def _init_dist_slurm(backend, port=None, init_backend='torch', **kw):
+        stock = _init_dist_slurm._stock
+        if _cuda_usable() or _other_accelerator():
+            return stock(backend, port=port, init_backend=init_backend, **kw)
+        # stock: a bare KeyError of the first missing variable (or, without
+        # SLURM_LOCALID, SLURM_PROCID % torch.cuda.device_count(): a
+        # ZeroDivisionError when there is no CUDA)
+        missing = [v for v in _SLURM_VARS if v not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f"launcher='slurm' needs the SLURM variables {missing}, "
+                'which a job step started by srun has, and this machine has '
+                'no CUDA device. Run under srun, or start the processes with '
+                "torchrun and launcher='pytorch'.")
+        with _no_cuda_set_device():
+            return stock(_cpu_backend(backend), port=port,
+                         init_backend=init_backend, **kw)
+
+    _init_dist_pytorch._mmplugins = True
+    _init_dist_slurm._mmplugins = True
+    _init_dist_pytorch._stock = orig_pytorch
+    _init_dist_slurm._stock = orig_slurm
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
     dist_utils._init_dist_slurm = _init_dist_slurm
 
     orig_ddp_init = mm_ddp.MMDistributedDataParallel.__init__
@@ -158,13 +223,15 @@ def _patch_cpu_distributed():
         params = list(module.parameters())
         on_cpu = bool(params) and all(p.device.type == 'cpu' for p in params)
         if on_cpu and kwargs.get('device_ids') is not None:
-            # DDP accepts device_ids only for single-device CUDA modules
+            # the Runner passes device_ids=[LOCAL_RANK]; torch's DDP accepts
+            # device_ids only for single-device accelerator modules
             kwargs['device_ids'] = None
             kwargs.pop('output_device', None)
         orig_ddp_init(self, module=module,
                       detect_anomalous_params=detect_anomalous_params,
                       **kwargs)
 
+    __init__._stock = orig_ddp_init
     mm_ddp.MMDistributedDataParallel.__init__ = __init__
 
 
@@ -172,26 +239,65 @@ def _patch_config_formatting():
     import functools
 
     from mmengine.config import config as mm_config
-    fmt = mm_config.FormatCode
-    if getattr(fmt, '_mmplugins', False):
+    if getattr(mm_config.FormatCode, '_mmplugins', False):
         return
 
+    # the formatter is looked up at call time (FormatCode._stock), so a test
+    # can count how often yapf really runs
     @functools.lru_cache(maxsize=32)
     def _cached(text, style_items, verify):
         kwargs = dict(style_config=dict(style_items))
         if verify is not None:
             kwargs['verify'] = verify
-        return fmt(text, **kwargs)
+        return FormatCode._stock(text, **kwargs)
 
     def FormatCode(text, style_config=None, verify=None, **kwargs):
         if kwargs or not isinstance(style_config, dict):
-            return fmt(text, style_config=style_config, **kwargs) if \
-                verify is None else fmt(text, style_config=style_config,
-                                        verify=verify, **kwargs)
+            if verify is not None:
+                kwargs['verify'] = verify
+            return FormatCode._stock(text, style_config=style_config,
+                                     **kwargs)
         return _cached(text, tuple(sorted(style_config.items())), verify)
 
     FormatCode._mmplugins = True
+    FormatCode._stock = mm_config.FormatCode
+    FormatCode.cache = _cached
     mm_config.FormatCode = FormatCode
+
+
+def remove_patches():
+    """Undo :func:`apply_patches`: put back mmengine's own functions (dist
+    init, DDP ``__init__``, the local checkpoint loader, ``FormatCode``),
+    ``HistoryBuffer``'s default pickling and torch's safe-globals list
+    without our entries. For comparing with the stock stack; idempotent."""
+    global _APPLIED
+    from mmengine.config import config as mm_config
+    from mmengine.dist import utils as dist_utils
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.model.wrappers import distributed as mm_ddp
+    from mmengine.runner import checkpoint as mm_ckpt
+    for name in ('_init_dist_pytorch', '_init_dist_slurm'):
+        fn = getattr(dist_utils, name)
+        if hasattr(fn, '_stock'):
+            setattr(dist_utils, name, fn._stock)
+    ddp_init = mm_ddp.MMDistributedDataParallel.__init__
+    if hasattr(ddp_init, '_stock'):
+        mm_ddp.MMDistributedDataParallel.__init__ = ddp_init._stock
+    loader = mm_ckpt.CheckpointLoader._schemes.get('')
+    if hasattr(loader, '_stock'):
+        mm_ckpt.CheckpointLoader._schemes[''] = loader._stock
+    if hasattr(mm_config.FormatCode, '_stock'):
+        mm_config.FormatCode = mm_config.FormatCode._stock
+    if HistoryBuffer.__dict__.get('__getstate__') is \
+            _history_buffer_getstate:
+        del HistoryBuffer.__getstate__
+    get = getattr(torch.serialization, 'get_safe_globals', None)
+    if get is not None:
+        ours = set(map(id, checkpoint_safe_globals()))
+        keep = [g for g in get() if id(g) not in ours]
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(keep)
+    _APPLIED = False
 
 
 def apply_patches():

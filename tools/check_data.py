@@ -268,10 +268,13 @@ def build_datasets(cfg, splits) -> Dict[str, object]:
                 ds_cfg = loader['dataset']
                 if isinstance(ds_cfg, dict) and 'source' in ds_cfg and \
                         'target' in ds_cfg:
+                    from mmplugins.datasets.uda_dataset import UDADataset
                     for side in ('source', 'target'):
                         try:
+                            # target.crop_pseudo_margins is UDADataset's key
                             out[f'{split}.{side}'] = DATASETS.build(
-                                ds_cfg[side])
+                                UDADataset._with_pseudo_margins(
+                                    ds_cfg[side], side))
                         except Exception as e2:  # noqa: BLE001
                             out[f'{split}.{side}'] = e2
     return out

@@ -27,13 +27,16 @@ def seg_copy(rel_data, tmp_path):
     return root
 
 
-def _config(runs, root, path, rcs=True, target_classes=None):
+def _config(runs, root, path, rcs=True, target_classes=None,
+            margins=None):
     cfg = runs.seg_config(root, 4, [])
     if not rcs:
         cfg.train_dataloader.dataset.rare_class_sampling = None
     if target_classes is not None:
         cfg.train_dataloader.dataset.target.metainfo = dict(
             classes=target_classes)
+    if margins is not None:
+        cfg.train_dataloader.dataset.target.crop_pseudo_margins = margins
     return runs.write_config(cfg, path)
 
 
@@ -84,13 +87,19 @@ def test_image_without_label(seg_copy, runs, tmp_path, capsys):
     assert f'has no label {gt}' in out
 
 
-def test_class_mismatch(seg_copy, runs, tmp_path, capsys):
+@pytest.mark.parametrize('margins', [None, [2, 2, 2, 2]])
+def test_class_mismatch(seg_copy, runs, tmp_path, capsys, margins):
     from mmplugins.datasets.samsung_camera import CLASSES
     classes = list(CLASSES[:11])  # e.g. a target config without 'Car'
     code, out = _check(_config(runs, seg_copy, str(tmp_path / 'c.py'),
-                               target_classes=classes), capsys)
+                               target_classes=classes, margins=margins),
+                       capsys)
     assert code == 1
     assert 'source and target class lists differ' in out
+    # both sides still checked on their own; the target's HRDA key
+    # (crop_pseudo_margins, UDADataset's) does not break the target build
+    assert 'train.target dataset cannot be built' not in out
+    assert 'train.source dataset cannot be built' not in out
 
 
 @pytest.mark.slow

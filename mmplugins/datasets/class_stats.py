@@ -185,9 +185,16 @@ def _stats_key(paths: Sequence[str], num_classes: int, ignore_index: int,
 def class_stats_fingerprint(paths: Sequence[str], num_classes: int,
                             ignore_index: int = 255,
                             reduce_zero_label: bool = False,
-                            label_map: Optional[Dict[int, int]] = None
-                            ) -> str:
-    """Hash of the label files (sorted paths, sizes, mtimes) and settings.
+                            label_map: Optional[Dict[int, int]] = None,
+                            content_hash: bool = False) -> str:
+    """Hash of the label files and settings.
+
+    Per file: path, size, ``st_mtime_ns`` (nanoseconds, not seconds: a
+    same-size label rewritten within the same second still changes it) and
+    the inode (a file replaced by a rename, as most tools save, changes it
+    even with an equal mtime). ``content_hash=True`` hashes the bytes of
+    every label instead of its times (reads them all; for filesystems whose
+    timestamps are coarse or not kept, e.g. some network or archive mounts).
 
     Changes whenever a label file is added, removed, rewritten or touched,
     or ``num_classes`` / ``ignore_index`` / the mapping change.
@@ -198,12 +205,19 @@ def class_stats_fingerprint(paths: Sequence[str], num_classes: int,
     h = hashlib.sha1(
         _stats_key(paths, num_classes, ignore_index, reduce_zero_label,
                    label_map).encode())
+    h.update(b'content\n' if content_hash else b'stat\n')
     for path in sorted(set(paths)):
         try:
             st = os.stat(path)
+            if content_hash:
+                with open(path, 'rb') as f:
+                    digest = hashlib.sha1(f.read()).hexdigest()
+                h.update(f'{path}\0{st.st_size}\0{digest}\n'.encode())
+                continue
         except FileNotFoundError:
             raise FileNotFoundError(f'label map not found: {path}') from None
-        h.update(f'{path}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+        h.update(f'{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n'
+                 .encode())
     return h.hexdigest()
 
 
@@ -430,7 +444,8 @@ def compute_class_stats(dataset_or_label_paths,
                         cache_dir: Optional[str] = None,
                         reduce_zero_label: bool = False,
                         label_map: Optional[Dict[int, int]] = None,
-                        data_root: Optional[str] = None) -> ClassStats:
+                        data_root: Optional[str] = None,
+                        content_hash: bool = False) -> ClassStats:
     """Per-image class pixel counts, from the cache when it is valid.
 
     Args:
@@ -450,6 +465,9 @@ def compute_class_stats(dataset_or_label_paths,
         reduce_zero_label (bool): mmseg's ``reduce_zero_label`` (paths only).
         label_map (dict, optional): mmseg's ``label_map`` (paths only).
         data_root (str, optional): Where "next to the data" is (paths only).
+        content_hash (bool): Validate the cache by the labels' bytes instead
+            of size + ``st_mtime_ns`` + inode (see
+            :func:`class_stats_fingerprint`). Defaults to False.
 
     Returns:
         ClassStats: with ``counts`` ``[N, C]`` and how it was obtained.
@@ -489,7 +507,8 @@ def compute_class_stats(dataset_or_label_paths,
                           'uncached', None, class_names)
 
     fingerprint = class_stats_fingerprint(paths, num_classes, ignore_index,
-                                          reduce_zero_label, label_map)
+                                          reduce_zero_label, label_map,
+                                          content_hash)
     name = 'class_stats_' + _stats_key(paths, num_classes, ignore_index,
                                        reduce_zero_label, label_map) + '.npz'
     primary = osp.join(cache_dir or _data_cache_dir(paths, data_root), name)

@@ -171,3 +171,42 @@ def test_dataset_input_uses_its_metainfo_and_data_root(demo_root):
                          img_suffix='.png', metainfo=dict(classes=CLASSES))
     with pytest.raises(ValueError, match='TRAIN_TARGET_0000.png.*no seg_map'):
         compute_class_stats(unl)
+
+
+@pytest.mark.parametrize('content_hash', [False, True])
+def test_same_size_rewrite_in_the_same_second_invalidates(tmp_path,
+                                                          content_hash):
+    """A label rewritten in place (same inode) with the same size and an
+    mtime in the same second -- only the nanoseconds differ; with
+    content_hash=True even the very same mtime -- is not served from the
+    cache."""
+    a = np.zeros((16, 16), np.uint8)
+    b = a.copy()
+    b[:4, :4] = 1
+    path = str(tmp_path / 'lbl.png')
+    with open(path, 'wb') as f:
+        f.write(_png(a, 256))
+    sec = os.stat(path).st_mtime_ns // 10**9 * 10**9
+    os.utime(path, ns=(sec, sec + 100))
+    kw = dict(nproc=1, cache_dir=str(tmp_path), content_hash=content_hash)
+    assert compute_class_stats([path], 2, **kw).status == 'computed'
+    cached = compute_class_stats([path], 2, **kw)
+    assert cached.status == 'loaded' and cached.counts[0, 1] == 0
+    ino = os.stat(path).st_ino
+    with open(path, 'r+b') as f:  # in place: same inode, same size
+        f.write(_png(b, 256))
+    os.utime(path, ns=(sec, sec + (100 if content_hash else 200)))
+    st = os.stat(path)
+    assert st.st_ino == ino and st.st_size == 256
+    assert st.st_mtime_ns // 10**9 * 10**9 == sec  # the same second
+    again = compute_class_stats([path], 2, **kw)
+    assert again.status == 'stale'
+    assert again.counts[0, 1] == 16
+
+
+def _png(label, size):
+    """PNG bytes of `label` padded to `size` bytes (decoders ignore the
+    bytes after IEND)."""
+    enc = cv2.imencode('.png', label)[1].tobytes()
+    assert len(enc) <= size, (len(enc), size)
+    return enc + b'\0' * (size - len(enc))

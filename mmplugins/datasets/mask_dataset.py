@@ -7,13 +7,16 @@ Layout (the competition's ``train/`` folder)::
         incorrect_mask.{ext}          -> mask 1 (incorrect)
         normal.{ext}                  -> mask 2 (not wear)
 
-Every person has 7 photos. The common baseline split *images* (or sampled
-persons with replacement) into train/val, so the same face sat on both sides
-and validation F1 was far above the leaderboard's. Here folds are made of
-*persons*, stratified by the person's gender x age class, and no person is on
-both sides of a fold.
+Every person has 7 photos. The common baseline's image-wise split put the
+same face on both sides of train/val, so validation F1 was far above the
+leaderboard's. Its person split does not leak identities (the persons drawn
+for val are removed from train) but draws them *with replacement*, so val
+gets fewer persons than asked and is not stratified (see
+docs/classification.md). Here folds are made of *persons*, stratified by the
+person's gender x age class, and no person is on both sides of a fold.
 """
 import csv
+import logging
 import os
 import os.path as osp
 from collections import Counter, defaultdict
@@ -131,23 +134,41 @@ def stratified_person_folds(person_classes: Dict[str, int],
     return folds
 
 
+# files an OS or file manager leaves in folders (compared lower-case)
+STRAY_FILES = ('thumbs.db', 'ehthumbs.db', 'desktop.ini', '.ds_store')
+
+
+def _is_stray(fname: str) -> bool:
+    """Hidden files (``.DS_Store``, macOS ``._mask1.jpg``) and the OS's
+    ``Thumbs.db`` / ``desktop.ini``."""
+    return fname.startswith('.') or fname.lower() in STRAY_FILES
+
+
 def scan_mask_images(img_dir: str) -> List[dict]:
     """Every image of the layout as a data info (sorted, deterministic).
 
-    Hidden files (``.DS_Store``, ``._mask1.jpg`` of macOS archives) are
-    skipped; anything else that does not parse is an error naming the file.
+    Stray files -- hidden ones (``.DS_Store``, ``._mask1.jpg`` of macOS
+    archives) and ``Thumbs.db`` / ``desktop.ini`` -- are skipped and counted
+    in one log line; anything else that does not parse is an error naming
+    the file.
     """
     if not osp.isdir(img_dir):
         raise FileNotFoundError(f'mask image folder not found: {img_dir}')
     infos = []
+    stray: List[str] = []
     for name in sorted(os.listdir(img_dir)):
         pdir = osp.join(img_dir, name)
-        if name.startswith('.') or not osp.isdir(pdir):
+        if not osp.isdir(pdir):
+            if _is_stray(name):
+                stray.append(pdir)
+            continue
+        if name.startswith('.'):
             continue
         person = parse_person_dir(name, pdir)
         seen = {}
         for fname in sorted(os.listdir(pdir)):
-            if fname.startswith('.'):
+            if _is_stray(fname):
+                stray.append(osp.join(pdir, fname))
                 continue
             fpath = osp.join(pdir, fname)
             mask_label = parse_image_name(fname, fpath)
@@ -168,6 +189,15 @@ def scan_mask_images(img_dir: str) -> List[dict]:
             raise ValueError(f'{pdir}: person folder has no images')
     if not infos:
         raise FileNotFoundError(f'{img_dir}: no person folders found')
+    if stray:
+        from mmengine.logging import print_log
+        kinds = Counter(osp.basename(p) if not osp.basename(p).startswith(
+            '._') else '._*' for p in stray)
+        print_log(
+            f'MaskDataset: skipped {len(stray)} stray non-image file(s) under '
+            f'{img_dir}: ' + ', '.join(f'{k} x{n}'
+                                       for k, n in sorted(kinds.items())),
+            logger='current', level=logging.INFO)
     return infos
 
 

@@ -37,6 +37,18 @@ def main(cfg_path, out):
                 runner.model.module.teacher if hasattr(
                     runner.model, 'module') else runner.model.teacher)
 
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            m = runner.model.module if hasattr(runner.model, 'module') \
+                else runner.model
+            s = m.student.module if hasattr(m.student, 'module') \
+                else m.student
+            hub = runner.message_hub.get_scalar('train/nan_guard_skipped')
+            seen.setdefault('history', []).append(dict(
+                iter=runner.iter + 1, teacher=state_hash(m.teacher),
+                student=state_hash(s), local_iter=int(m.local_iter),
+                skipped=None if hub is None else int(hub.current())))
+
     runner.register_hook(Probe())
     runner.train()
     model = runner.model.module if hasattr(runner.model, 'module') else \

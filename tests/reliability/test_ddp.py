@@ -198,3 +198,44 @@ def test_teacher_identical_across_ranks(rel_data, runs, tmp_path):
     assert res[0]['teacher'] != res[0]['teacher_init']
     # ... which is why the buffers differ: the ranks saw different batches
     assert res[0]['teacher_buffers'] != res[1]['teacher_buffers']
+
+
+@pytest.mark.slow
+def test_nan_on_one_rank_all_ranks_skip(rel_data, runs, tmp_path):
+    """2 processes, 5 UDA iterations, NaN inputs at iteration 3 on rank 1
+    only, NaNGuardHook(action='skip'), and the config asks for nccl on this
+    CUDA-less machine: the run trains on gloo (a WARNING says so), both
+    ranks skip iteration 3 (agreed before any backward: no hang), the
+    student, teacher and UDA counter after it equal those after iteration
+    2 on both ranks, and the ranks stay bitwise identical."""
+    hooks = [dict(type='NaNGuardHook', action='skip'),
+             dict(type='FaultInjectionHook', nan_at_iter=3, nan_rank=1)]
+    cfg = runs.seg_config(rel_data['seg'], 5, hooks, ckpt_interval=100,
+                          num_workers=0)
+    cfg.env_cfg.dist_cfg = dict(backend='nccl')
+    cfg_path = runs.write_config(cfg, str(tmp_path / 'ddp_nan.py'))
+    out = str(tmp_path / 'out')
+    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
+    worker = osp.join(osp.dirname(__file__), '_ddp_teacher_worker.py')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_port', str(_free_port()), worker, cfg_path, out],
+        cwd=runs.REPO, env=env, capture_output=True, text=True, timeout=400)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    if not torch.cuda.is_available():
+        assert "dist backend 'nccl' was requested but CUDA is not " \
+            "available; using 'gloo' instead" in log
+    res = [json.load(open(osp.join(out, f'rank{r}.json'))) for r in (0, 1)]
+    for r in res:
+        h = {e['iter']: e for e in r['history']}
+        assert r['iters'] == 5 and sorted(h) == [1, 2, 3, 4, 5]
+        assert [h[i]['skipped'] for i in (2, 3, 5)] == [0, 1, 1]
+        for key in ('teacher', 'student', 'local_iter'):
+            assert h[3][key] == h[2][key], key  # iteration 3 left no trace
+            assert h[4][key] != h[3][key], key  # and training went on
+        assert h[5]['local_iter'] == 4
+    assert res[0]['history'] == res[1]['history']
+    # rank 0 (whose console the Runner shows) followed rank 1's NaN
+    assert 'NaNGuardHook: non-finite loss on another rank at iteration 3' \
+        in log

@@ -42,6 +42,9 @@ class FaultInjectionHook(Hook):
             (after half of its bytes reached the file).
         nan_at_iter (int, optional): Multiply the preprocessed inputs of
             iteration ``k`` by NaN, so its loss is NaN.
+        nan_rank (int, optional): With ``nan_at_iter``, poison only this
+            rank's inputs (a fault on one GPU of a multi-process run).
+            Defaults to None (every rank).
         signal_name (str): Signal of the kills. Defaults to ``'SIGKILL'``
             (no handler, no cleanup: the worst case).
     """
@@ -52,6 +55,7 @@ class FaultInjectionHook(Hook):
                  kill_after_iter: Optional[int] = None,
                  kill_during_save_at_iter: Optional[int] = None,
                  nan_at_iter: Optional[int] = None,
+                 nan_rank: Optional[int] = None,
                  signal_name: str = 'SIGKILL') -> None:
         for name, v in (('kill_after_iter', kill_after_iter),
                         ('kill_during_save_at_iter',
@@ -65,6 +69,7 @@ class FaultInjectionHook(Hook):
         self.kill_after_iter = kill_after_iter
         self.kill_during_save_at_iter = kill_during_save_at_iter
         self.nan_at_iter = nan_at_iter
+        self.nan_rank = nan_rank
         self.signal = getattr(signal, signal_name)
         self._handle = None
 
@@ -72,7 +77,9 @@ class FaultInjectionHook(Hook):
         os.kill(os.getpid(), self.signal)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if self.nan_at_iter == runner.iter + 1:
+        from mmengine.dist import get_rank
+        if self.nan_at_iter == runner.iter + 1 and self.nan_rank in (
+                None, get_rank()):
             model = runner.model.module if hasattr(
                 runner.model, 'module') else runner.model
             self._handle = model.data_preprocessor.register_forward_hook(

@@ -91,3 +91,71 @@ def test_resume_with_other_stream_refused(rel_data, runs, tmp_path):
     log = runs.read_log(wd)
     assert "ExactResumeHook: the data stream of the checkpoint differs " \
         "from this run (checkpoint, now): {'batch_size': (8, 4)}" in log
+
+
+def _records(work_dir):
+    """One ``{step: {key: value}}`` per run (timestamped folder), from the
+    scalars the LoggerHook wrote."""
+    import json
+    import os
+    res = []
+    for run in sorted(d for d in os.listdir(work_dir)
+                      if osp.isdir(osp.join(work_dir, d))):
+        f = osp.join(work_dir, run, 'vis_data', 'scalars.json')
+        cur = {}
+        if osp.isfile(f):
+            for line in open(f):
+                rec = json.loads(line)
+                if 'step' in rec and 'loss' in rec:
+                    cur[int(rec['step'])] = rec
+        res.append(cur)
+    return res
+
+
+# family: (length, checkpoint interval, kill after iteration); det is
+# epoch-based, 3 iterations per epoch
+FRESH = dict(seg=(6, 2, 5), det=(4, 2, 8), cls=(6, 2, 5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('family', ['seg', 'det', 'cls'])
+def test_fresh_process_resume_every_loss_term(family, rel_data, runs,
+                                              tmp_path):
+    """`python tools/train.py CFG` and `... --resume` in fresh processes
+    (no shared imports, no fork): an uninterrupted run, a run SIGKILLed
+    between checkpoints, and its resume. Every logged loss term (each UDA
+    term, each detection/classification loss, not only the total) and the
+    UDA pseudo-weights equal the uninterrupted run's bitwise, before the
+    kill (reproducibility across processes) and after the resume."""
+    length, interval, kill = FRESH[family]
+    build = runs.BUILDERS[family]
+    kw = dict(ckpt_interval=interval)
+    if family == 'seg':
+        kw['num_workers'] = 0
+    ref_cfg = runs.write_config(build(rel_data[family], length, HOOKS, **kw),
+                                str(tmp_path / 'ref.py'))
+    kill_cfg = runs.write_config(
+        build(rel_data[family], length,
+              HOOKS + [dict(type='FaultInjectionHook',
+                            kill_after_iter=kill)], **kw),
+        str(tmp_path / 'kill.py'))
+    ref_dir, res_dir = str(tmp_path / 'ref'), str(tmp_path / 'resumed')
+    p = runs.train(ref_cfg, ref_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = runs.train(kill_cfg, res_dir)
+    assert p.returncode == -9, p.stderr[-3000:]
+    p = runs.train(ref_cfg, res_dir, resume=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+    (ref, ), (before, after) = _records(ref_dir), _records(res_dir)
+    n = max(ref)
+    assert sorted(ref) == list(range(1, n + 1))
+    assert max(before) == kill - 1 and min(after) <= kill <= n
+    assert sorted(after)[-1] == n
+    keys = {k for rec in ref.values() for k in rec
+            if 'loss' in k or k.endswith('pseudo_weight')}
+    assert len(keys) >= 3, keys  # the terms, not only the total
+    for part in (before, after):
+        for step, rec in part.items():
+            for k in keys:
+                assert rec.get(k) == ref[step].get(k), (family, step, k)

@@ -195,6 +195,126 @@ class Bench:
             f'; non-finite checkpoints: {bad_ckpts}',
             data_lost=bad_ckpts, ok=ok)
 
+    def nan_skip_seg(self):
+        """UDA (MIC + dual branch), NaN inputs at iteration 3, skip:
+        checkpoints after iterations 2 and 3 must hold the same student,
+        EMA teacher(s) and UDA counter."""
+        import torch
+        hooks = [dict(type='NaNGuardHook', action='skip'),
+                 dict(type='FaultInjectionHook', nan_at_iter=3)]
+        cfg = runs.seg_config(self.data['seg'], 4, hooks, ckpt_interval=1,
+                              num_workers=0)
+        cfg.default_hooks.checkpoint.max_keep_ckpts = 4
+        path = runs.write_config(cfg, osp.join(self.root, 'nan_skip_seg.py'))
+        wd = self.wd('nan_skip_seg')
+        rc = runs.train_forked(path, wd)
+        log = runs.read_log(wd)
+
+        def sd(i):
+            return torch.load(osp.join(wd, f'iter_{i}.pth'),
+                              map_location='cpu',
+                              weights_only=True)['state_dict']
+
+        try:
+            s2, s3, s4 = sd(2), sd(3), sd(4)
+        except FileNotFoundError as e:
+            return dict(injected='NaN inputs at iteration 3 (skip, UDA)',
+                        outcome=f'rc={rc}; {e}', data_lost=1, ok=False)
+        groups = dict(student='student.', teacher='teacher.',
+                      mic_teacher='mic.teacher.', local_iter='local_iter')
+        changed = {g: sum(not torch.equal(s2[k], s3[k]) for k in s2
+                          if k.startswith(pre)) for g, pre in groups.items()}
+        n = {g: sum(k.startswith(pre) for k in s2)
+             for g, pre in groups.items()}
+        moved_after = sum(not torch.equal(s3[k], s4[k]) for k in s3
+                          if k.startswith('teacher.'))
+        lost = sum(changed.values())
+        skipped = runs.losses(wd, 'nan_guard_skipped')
+        ok = (rc == 0 and lost == 0 and skipped.get(3) == 1
+              and moved_after > 0 and n['teacher'] > 0)
+        return dict(
+            injected='NaN inputs at iteration 3 (skip), UDASegmentor, '
+            'checkpoints after iterations 2, 3, 4',
+            outcome=f'rc={rc}; tensors differing between iter_2 and iter_3: '
+            + ', '.join(f'{g} {changed[g]}/{n[g]}' for g in groups)
+            + f' (local_iter {int(s2["local_iter"])} -> '
+            f'{int(s3["local_iter"])}); iteration 4 moved the teacher again '
+            f'({moved_after} tensors); skipped: {skipped.get(4)}',
+            data_lost=lost, ok=ok)
+
+    def _torchrun(self, name, cfg, script, nproc=2, extra=()):
+        import socket
+        import subprocess
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        path = runs.write_config(cfg, osp.join(self.root, name + '.py'))
+        out = self.wd(name)
+        env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
+        proc = subprocess.run(
+            [sys.executable, '-m', 'torch.distributed.run',
+             '--nproc_per_node', str(nproc), '--master_port', str(port),
+             script, path] + list(extra) + [out] * (not extra),
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        return proc, out
+
+    def nan_skip_ddp(self):
+        """2 gloo processes, NaN inputs at iteration 3 on rank 1 only."""
+        hooks = [dict(type='NaNGuardHook', action='skip'),
+                 dict(type='FaultInjectionHook', nan_at_iter=3, nan_rank=1)]
+        cfg = runs.seg_config(self.data['seg'], 5, hooks, ckpt_interval=100,
+                              num_workers=0)
+        worker = osp.join(REPO, 'tests', 'reliability',
+                          '_ddp_teacher_worker.py')
+        proc, out = self._torchrun('nan_skip_ddp', cfg, worker)
+        if proc.returncode != 0:
+            return dict(injected='NaN inputs at iteration 3 on rank 1 of 2 '
+                        '(skip)', outcome=f'rc={proc.returncode}: '
+                        + proc.stderr[-200:], data_lost=1, ok=False)
+        res = [json.load(open(osp.join(out, f'rank{r}.json')))
+               for r in (0, 1)]
+        lost, parts = 0, []
+        for r, rr in enumerate(res):
+            h = {e['iter']: e for e in rr['history']}
+            trace = sum(h[3][k] != h[2][k]
+                        for k in ('teacher', 'student', 'local_iter'))
+            lost += trace
+            parts.append(f'rank {r}: {rr["iters"]} iterations, skipped '
+                         f'{h[5]["skipped"]}, iteration 3 changed {trace} '
+                         'of student/teacher/local_iter')
+        same = res[0]['history'] == res[1]['history']
+        lost += 0 if same else 1
+        ok = lost == 0 and all(r['iters'] == 5 for r in res)
+        return dict(
+            injected='NaN inputs at iteration 3 on rank 1 only (skip), '
+            '2 processes (gloo), UDASegmentor',
+            outcome='rc=0; ' + '; '.join(parts) + '; ranks identical '
+            f'after every iteration: {same}', data_lost=lost, ok=ok)
+
+    def nccl_on_cpu(self):
+        """The config asks for nccl on a machine without CUDA; 2 processes
+        with tools/train.py --launcher pytorch."""
+        cfg = runs.cls_config(self.data['cls'], 4, EXACT, ckpt_interval=2)
+        cfg.env_cfg.dist_cfg = dict(backend='nccl')
+        name = 'nccl_cpu'
+        proc, out = self._torchrun(
+            name, cfg, osp.join(REPO, 'tools', 'train.py'),
+            extra=['--launcher', 'pytorch', '--work-dir',
+                   osp.join(self.root, name)])
+        text = proc.stdout + proc.stderr
+        warned = ("dist backend 'nccl' was requested but CUDA is not "
+                  "available; using 'gloo' instead") in text
+        logged = runs.losses(osp.join(self.root, name)) if osp.isdir(
+            osp.join(self.root, name)) else {}
+        trained = sorted(logged) == [1, 2, 3, 4]
+        lost = 0 if proc.returncode == 0 and trained else 1
+        return dict(
+            injected="dist_cfg backend='nccl', no CUDA, 2 processes "
+            '(tools/train.py --launcher pytorch, cls)',
+            outcome=f'rc={proc.returncode}; WARNING nccl -> gloo in the '
+            f'log: {warned}; iterations logged: {sorted(logged)}',
+            data_lost=lost, ok=lost == 0 and warned)
+
     def bad_data(self, kind):
         import check_data
         from PIL import Image
@@ -253,6 +373,10 @@ def scenarios(b):
         ('NaN loss, cls, stop', lambda: b.nan('cls', 'stop')),
         ('NaN loss, cls, skip', lambda: b.nan('cls', 'skip')),
         ('NaN loss, seg (UDASegmentor)', lambda: b.nan('seg', 'stop')),
+        ('NaN skip, seg (UDASegmentor): weights and teacher unchanged',
+         b.nan_skip_seg),
+        ('NaN skip, 2-process DDP, NaN on one rank', b.nan_skip_ddp),
+        ('nccl requested on a CPU machine', b.nccl_on_cpu),
     ] + [(f'bad data: {k}', (lambda k=k: b.bad_data(k))) for k in (
         'truncated image', 'image without label', 'label id out of range',
         'label size mismatch', 'empty class-stats cache',

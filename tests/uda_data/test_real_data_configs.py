@@ -178,3 +178,57 @@ def test_real_model_builds_without_downloading():
     n = sum(p.numel() for p in model.student.parameters()) / 1e6
     assert 84 < n < 86  # MiT-B5 (81.4 M) + DAFormer head with 256 channels
     assert model.imnet_model is not None  # feature distance is on
+
+
+def test_hrda_gta_to_cityscapes_config_loads_1024_crops_with_margins(
+        tmp_path):
+    """MIC(HRDA): 1024x1024 crops of the full-resolution frames, the v2
+    pseudo-label margins packed with the target, RCS min_crop_ratio 2."""
+    gta, cs = str(tmp_path / 'gta'), str(tmp_path / 'cityscapes')
+    make_gta(gta)
+    make_cityscapes(cs)
+    assert _convert(gta).returncode == 0
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/real/mic_hrda_gta2cs.py'))
+    ds_cfg = cfg.train_dataloader.dataset
+    ds_cfg.source.data_root = gta
+    ds_cfg.target.data_root = cs
+    m = cfg.model
+    assert (m.mask_mode, m.mask_lambda, m.mask_block_size, m.alpha) == (
+        'separatetrgaug', 1.0, 64, 0.999)
+    s = m.segmentor
+    assert (s.type, s.scales, tuple(s.hr_crop_size), s.feature_scale,
+            s.crop_coord_divisible) == ('HRDAEncoderDecoder', [1, 0.5],
+                                        (512, 512), 0.5, 8)
+    assert s.decode_head.hr_loss_weight == 0.1
+    assert s.test_cfg.stride == (512, 512)
+    assert ds_cfg.rare_class_sampling.min_crop_ratio == 2.0
+    assert ds_cfg.target.crop_pseudo_margins == [30, 240, 30, 30]
+    # the fixture frames are 1/4 of Cityscapes' side: margins scaled alike
+    ds_cfg.target.crop_pseudo_margins = [8, 60, 8, 8]
+    _, item = _build_train_item(cfg)
+    assert tuple(item['inputs'].shape[-2:]) == (1024, 1024)
+    assert tuple(item['target_inputs'].shape[-2:]) == (1024, 1024)
+    valid = item['target_data_samples'].valid_pseudo_mask.data
+    assert tuple(valid.shape[-2:]) == (1024, 1024)
+
+
+def test_hrda_real_models_build_without_downloading(seg_demo_root):
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/real/mic_hrda_dual_aug_samsung.py'))
+    cfg.model.segmentor.backbone.init_cfg = None  # no weights download
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    head = model.student.decode_head
+    assert type(model.student).__name__ == 'HRDAEncoderDecoder'
+    assert head.head.channels == 256 and head.scale_attention.channels == 256
+    assert head.scale_attention.num_classes == 12  # class-wise attention
+    # the teacher is an EMA copy of the whole HRDA model
+    assert type(model.teacher).__name__ == 'HRDAEncoderDecoder'
+    assert model.mic is not None and model.mic.block_size == 64
+    set_data_root(cfg, seg_demo_root)  # the demo is the challenge layout
+    cfg.train_dataloader.dataset.rare_class_sampling = None
+    _, item = _build_train_item(cfg)
+    assert tuple(item['inputs'].shape[-2:]) == (1024, 1024)
+    assert tuple(item['dist_inputs'].shape[-2:]) == (1024, 1024)

@@ -1,0 +1,75 @@
+# HRDA (Hoyer et al., ECCV 2022) on DAFormer, GTA5 -> Cityscapes, as
+# published: 1024x1024 crops of the full-resolution frames; the context is
+# the whole crop at half resolution, the detail a 512x512 crop at full
+# resolution, fused by a learned class-wise scale attention; pseudo-labels
+# from overlapping detail crops; test by 1024x1024 windows with stride 512.
+#   tools/dist_train.sh configs/real/hrda_gta2cs.py 1
+# (~22 GB of GPU memory in the reference on a TITAN RTX, batch 2)
+_base_ = ['./daformer_gta2cs.py']
+crop_size = (1024, 1024)
+model = dict(
+    segmentor=dict(
+        type='HRDAEncoderDecoder',
+        # detail at full resolution, context at 0.5
+        scales=[1, 0.5],
+        # detail crop: half of the 1024 crop's side
+        hr_crop_size=(512, 512),
+        # ImageNet feature distance on the context features (as DAFormer)
+        feature_scale=0.5,
+        # output stride 4 x context down-scaling 2: crops on whole context
+        # output pixels
+        crop_coord_divisible=8,
+        # pseudo-labels from overlapping detail crops, one batched forward
+        hr_slide_inference=True,
+        decode_head=dict(
+            type='HRDAHead',
+            single_scale_head='DAFormerHead',
+            attention_classwise=True,
+            # detail loss weight lambda_d = 0.1
+            hr_loss_weight=0.1),
+        # test: fused 1024x1024 windows, stride 512, all windows batched
+        test_cfg=dict(mode='slide', crop_size=crop_size, stride=(512, 512),
+                      batch_size=None)),
+    data_preprocessor=dict(size=crop_size),
+    # HRDA masks the pseudo-label margins in the data loader instead (see
+    # the target dataset below)
+    pseudo_weight_ignore_top=0,
+    pseudo_weight_ignore_bottom=0)
+
+# ---- data: full-resolution frames, 1024x1024 crops -------------------------
+gta_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabel', num_classes=19),
+    dict(type='Resize', scale=(2560, 1440), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+cityscapes_target_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+cityscapes_test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    num_workers=1,
+    dataset=dict(
+        source=dict(pipeline=gta_train_pipeline),
+        target=dict(
+            pipeline=cityscapes_target_pipeline,
+            # pseudo-label margins v2: masked on the full frame before
+            # resize / crop / flip, i.e. only where a crop touches them
+            crop_pseudo_margins=[30, 240, 30, 30]),
+        # 4x the pixels per crop: min_crop_ratio 0.5 -> 2.0
+        rare_class_sampling=dict(
+            class_temp=0.01, min_pixels=3000, min_crop_ratio=2.0)))
+val_dataloader = dict(dataset=dict(pipeline=cityscapes_test_pipeline))
+test_dataloader = val_dataloader

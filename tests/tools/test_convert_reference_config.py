@@ -1,5 +1,6 @@
-"""tools/misc/convert_reference_config.py: DAFormer / MIC reference configs
-(mmseg 0.x style, written here from scratch) -> mmplugins configs."""
+"""tools/misc/convert_reference_config.py: DAFormer / MIC / MIC(HRDA)
+reference configs (mmseg 0.x style, written here from scratch) -> mmplugins
+configs."""
 import os.path as osp
 import subprocess
 import sys
@@ -479,12 +480,147 @@ def test_crop_pseudo_margins_move_to_the_target_dataset(tmp_path):
     assert 'uda.pseudo_weight_ignore_bottom=120' in str(e.value)
 
 
+# MIC(HRDA) on the MIC family above (MiT-B0, 384x384 crops, FD on): a
+# 192x192 detail crop, non-default head weights and a small attention head;
+# no pretrained weights (the model is built below)
+HRDA_EXTRA = '''
+model = dict(
+    type='HRDAEncoderDecoder',
+    pretrained=None,
+    scales=[0.5, 1],
+    hr_crop_size=[192, 192],
+    hr_slide_inference=True,
+    hr_slide_overlapping=False,
+    crop_coord_divisible=16,
+    blur_hr_crop=False,
+    feature_scale=0.5,
+    decode_head=dict(
+        type='HRDAHead',
+        single_scale_head='DAFormerHead',
+        attention_classwise=False,
+        hr_loss_weight=0.2,
+        lr_loss_weight=0.05,
+        attention_embed_dim=32,
+        fixed_attention=None,
+        debug_output_attention=False),
+    test_cfg=dict(mode='slide', batched_slide=True, stride=[192, 192],
+                  crop_size=[384, 384]))
+uda = dict(pseudo_weight_ignore_top=0, pseudo_weight_ignore_bottom=0,
+           mask_generator=dict(type='block', mask_ratio=0.6,
+                               mask_block_size=48, _delete_=True))
+data = dict(train=dict(
+    target=dict(crop_pseudo_margins=[12, 60, 8, 8]),
+    rare_class_sampling=dict(min_crop_ratio=2.0)))
+'''
+
+
+def _hrda_ref(tmp_path, extra=''):
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir(exist_ok=True)
+    write_family(ref_dir, 'mic', iters=2000, warmup=150)
+    (ref_dir / 'hrda.py').write_text("_base_ = ['mic.py']\n" + HRDA_EXTRA)
+    if not extra:
+        return ref_dir / 'hrda.py'
+    (ref_dir / 'variant.py').write_text("_base_ = ['hrda.py']\n" +
+                                         textwrap.dedent(extra))
+    return ref_dir / 'variant.py'
+
+
+def test_mic_hrda_converts_loads_and_builds(tmp_path):
+    src = _hrda_ref(tmp_path)
+    out = tmp_path / 'out' / 'mic_hrda.py'
+    conv = crc.convert_file(str(src), str(out))
+    assert conv.unsupported == []
+    cfg = Config.fromfile(str(out))
+    seg = cfg.model.segmentor
+    assert seg.type == 'HRDAEncoderDecoder'
+    assert seg.scales == [0.5, 1]
+    assert seg.hr_crop_size == (192, 192)
+    assert seg.hr_slide_inference is True
+    assert seg.hr_slide_overlapping is False
+    assert seg.crop_coord_divisible == 16
+    assert seg.blur_hr_crop is False
+    assert seg.feature_scale == 0.5
+    assert seg.test_cfg == dict(mode='slide', crop_size=(384, 384),
+                                stride=(192, 192), batch_size=None)
+    assert seg.backbone.init_cfg is None  # pretrained=None
+    assert seg.backbone.embed_dims == 32  # MiT-B0
+    head = seg.decode_head
+    assert head.type == 'HRDAHead'
+    assert head.single_scale_head == 'DAFormerHead'
+    assert head.attention_classwise is False
+    assert head.hr_loss_weight == 0.2 and head.lr_loss_weight == 0.05
+    assert head.attention_embed_dim == 32
+    assert head.fixed_attention is None
+    # the DAFormer part, converted as for a plain DAFormerHead
+    assert head.embed_dims == 64 and head.channels == 64
+    assert head.in_channels == [32, 64, 160, 256]
+    assert head.fusion_cfg.sep is True
+    assert 'decoder_params' not in head
+    assert 'debug_output_attention' not in head
+    m = cfg.model
+    assert m.mask_generator == dict(type='block', mask_ratio=0.6,
+                                    mask_block_size=48)
+    assert m.pseudo_weight_ignore_top == 0
+    assert m.imnet_feature_dist_lambda == 0.005
+    ds = cfg.train_dataloader.dataset
+    assert ds.target.crop_pseudo_margins == [12, 60, 8, 8]
+    assert ds.rare_class_sampling.min_crop_ratio == 2.0
+    assert 'model.test_cfg.batched_slide=True -> model.segmentor.test_cfg.' \
+        'batch_size=None' in conv.mapped
+    assert any(i.startswith('model.decode_head.debug_output_attention=False')
+               for i in conv.ignored)
+    model = build_model(cfg)
+    student = model.student
+    assert type(student).__name__ == 'HRDAEncoderDecoder'
+    assert student.scales == [0.5, 1.0]
+    assert student.hr_crop_size == (192, 192)
+    assert student.hr_slide_overlapping is False
+    assert student.crop_coord_divisible == 16
+    assert student.feature_scale == 0.5
+    assert student.test_cfg['batch_size'] is None
+    dh = student.decode_head
+    assert type(dh).__name__ == 'HRDAHead'
+    assert (dh.hr_loss_weight, dh.lr_loss_weight) == (0.2, 0.05)
+    assert dh.attention_classwise is False
+    assert dh.scale_attention.conv_seg.out_channels == 1  # not class-wise
+    assert dh.scale_attention.channels == 32
+    assert dh.head.channels == 64 and dh.head.num_classes == 19
+    assert model.imnet_model is not None  # FD on the context features
+    assert (model.mask_block_size, model.mask_ratio) == (48, 0.6)
+
+
+def test_hrda_feature_scale_unset(tmp_path):
+    """The reference's default feature_scale=1 (FD on the detail crop) is
+    unsupported with the feature distance on, no effect with it off."""
+    text = HRDA_EXTRA.replace('    feature_scale=0.5,\n', '')
+    assert text != HRDA_EXTRA
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'mic')
+    (ref_dir / 'fd.py').write_text("_base_ = ['mic.py']\n" + text)
+    with pytest.raises(crc.ConversionError) as e:
+        crc.convert_file(str(ref_dir / 'fd.py'), str(tmp_path / 'o.py'))
+    assert 'model.feature_scale (unset)=1 has no equivalent' in str(e.value)
+    (ref_dir / 'nofd.py').write_text(
+        "_base_ = ['fd.py']\nuda = dict(imnet_feature_dist_lambda=0)\n")
+    out = tmp_path / 'nofd_out.py'
+    conv = crc.convert_file(str(ref_dir / 'nofd.py'), str(out))
+    assert conv.unsupported == []
+    assert any(i.startswith('model.feature_scale (unset)=1')
+               for i in conv.ignored)
+    assert 'feature_scale' not in Config.fromfile(str(out)).model.segmentor
+
+
 # ------------------------------------------------------------- bad input
 BAD = '''
 _base_ = ['daformer.py']
 uda = dict(type='AdvSeg', print_grad_magnitude=True)
 model = dict(type='HRDAEncoderDecoder', scales=[1, 0.5],
-             decode_head=dict(type='HRDAHead'))
+             hr_crop_size=(192, 192), crop_coord_divisible=8,
+             feature_scale='all',
+             decode_head=dict(type='HRDAHead', single_scale_head='DLV2Head',
+                              hr_loss_weight=0.1))
 data = dict(train=dict(sync_crop_size=[384, 384]))
 '''
 
@@ -507,12 +643,39 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
     assert err.count('error:') == 1, err
     assert 'uda.print_grad_magnitude=True has no equivalent' in err
     assert "uda.type='AdvSeg' has no equivalent" in err
-    assert "model.type='HRDAEncoderDecoder' has no equivalent" in err
-    assert "model.decode_head.type='HRDAHead' has no equivalent" in err
-    assert 'model.scales=' in err
-    assert 'data.train.sync_crop_size=' in err
+    assert "model.decode_head.single_scale_head='DLV2Head' has no " \
+        'equivalent' in err
+    assert "model.feature_scale='all' has no equivalent" in err
+    assert 'data.train.sync_crop_size=[384, 384] has no equivalent' in err
+    assert "model.type='HRDAEncoderDecoder'" not in err  # mapped now
     assert '--allow-unsupported' in err
     assert 'Traceback' not in err
+
+
+@pytest.mark.parametrize('extra, expected', [
+    # DeepLabV2 as the single-scale head
+    ("model = dict(decode_head=dict(single_scale_head='DLV2Head'))",
+     "model.decode_head.single_scale_head='DLV2Head'"),
+    # no detail crop (the reference's default hr_crop_size=None)
+    ('model = dict(hr_crop_size=None)', 'model.hr_crop_size=None'),
+    # the reference's default crop_coord_divisible=1: misaligned fusion
+    ('model = dict(crop_coord_divisible=1)',
+     'model.crop_coord_divisible/hr_crop_size=(1, (192, 192))'),
+    ('model = dict(scales=[1, 0.5, 0.25])', 'model.scales=[1, 0.5, 0.25]'),
+    ("model = dict(feature_scale='all')", "model.feature_scale='all'"),
+    ('model = dict(feature_scale=1)', 'model.feature_scale=1'),
+    ('model = dict(decode_head=dict(hr_loss_weight=0.5, '
+     'lr_loss_weight=0.5))', 'model.decode_head.hr_loss_weight=0.5'),
+    # HRDAHead without HRDAEncoderDecoder
+    ("model = dict(type='EncoderDecoder')",
+     "model.decode_head.type='HRDAHead'"),
+])
+def test_unsupported_hrda_variants(tmp_path, extra, expected):
+    src = _hrda_ref(tmp_path, extra)
+    with pytest.raises(crc.ConversionError) as e:
+        crc.convert_file(str(src), str(tmp_path / 'o.py'))
+    assert f'{expected} has no equivalent' in str(e.value)
+    assert not (tmp_path / 'o.py').exists()
 
 
 def test_allow_unsupported_writes_comment_block(tmp_path):

@@ -59,10 +59,28 @@ Mapping table (reference key -> mmplugins key)::
   uda.source_only=False               ignored (no effect)
   uda.print_grad_magnitude=False      ignored (no effect); True: unsupported
   model.type='EncoderDecoder'         model.segmentor.type='EncoderDecoder'
-                                      ('HRDAEncoderDecoder': unsupported)
+  model.type='HRDAEncoderDecoder'     model.segmentor.type=
+                                      'HRDAEncoderDecoder'
+  model.scales, hr_crop_size,         model.segmentor.<same name>, value
+    hr_slide_inference,               copied (hr_crop_size as a tuple);
+    hr_slide_overlapping,             values HRDAEncoderDecoder rejects are
+    crop_coord_divisible,             unsupported: scales not [1, s < 1],
+    blur_hr_crop, feature_scale       hr_crop_size unset, crop_coord_
+                                      divisible / hr_crop_size not multiples
+                                      of 4 / s (the reference's default
+                                      crop_coord_divisible=1 included),
+                                      feature_scale other than s ('all',
+                                      1, ...); feature_scale unset (the
+                                      reference's default 1): unsupported
+                                      with the feature distance on, ignored
+                                      (no effect) with it off
   model.test_cfg batched_slide=True   model.segmentor.type=
                                       'BatchedSlideEncoderDecoder',
-                                      test_cfg.batch_size=None (all crops)
+                                      test_cfg.batch_size=None (all crops);
+                                      with HRDAEncoderDecoder (a batched
+                                      slide segmentor): test_cfg.batch_size=
+                                      None only; crop_size/stride lists ->
+                                      tuples
   model.pretrained=PATH               model.segmentor.backbone.init_cfg=
                                       dict(type='Pretrained', checkpoint=PATH)
                                       (NB: SegFormer's original mit_bX.pth
@@ -84,8 +102,22 @@ Mapping table (reference key -> mmplugins key)::
                                       act_cfg, norm_cfg); embed_cfg /
                                       embed_neck_cfg type='mlp' without
                                       norm/act: ignored (what the head does);
-                                      'HRDAHead', fusion type 'conv' etc.:
-                                      unsupported
+                                      fusion type 'conv' etc.: unsupported
+  model.decode_head type='HRDAHead'   model.segmentor.decode_head type=
+    (single_scale_head='DAFormerHead')
+                                      'HRDAHead', single_scale_head=
+                                      'DAFormerHead'; attention_classwise,
+                                      hr_loss_weight, lr_loss_weight,
+                                      attention_embed_dim, fixed_attention
+                                      copied; the DAFormer part converted as
+                                      above; scales / enable_hr_crop /
+                                      hr_slide_inference (set by the
+                                      segmentor) and debug_output_attention=
+                                      False: ignored (no effect);
+                                      single_scale_head 'DLV2Head' etc.,
+                                      HRDAHead without HRDAEncoderDecoder
+                                      (or the reverse), loss weights with
+                                      lr + hr >= 1: unsupported
   model.train_cfg / test_cfg          model.segmentor.train_cfg / test_cfg
   data.samples_per_gpu                train_dataloader.batch_size
   data.workers_per_gpu                {train,val,test}_dataloader.num_workers
@@ -103,7 +135,13 @@ Mapping table (reference key -> mmplugins key)::
                                       the full target image; with
                                       uda.pseudo_weight_ignore_top/bottom > 0
                                       unsupported, the reference asserts)
-  data.train.sync_crop_size           unsupported
+  data.train.sync_crop_size           unsupported (the reference crops
+                                      the source and the target sample at
+                                      the SAME random box after their
+                                      pipelines, for ClassMix with small
+                                      crops; UDADataset has no such step and
+                                      per-pipeline RandomCrops would crop
+                                      independently); None: ignored
   data.val / data.test                val_dataloader / test_dataloader
                                       (batch 1, test_mode=True)
   evaluation.interval                 train_cfg.val_interval
@@ -217,6 +255,18 @@ METADATA = ('name', 'exp', 'n_gpus', 'gpu_model', 'gpu_ids',
 HELPERS = ('norm_cfg', 'img_norm_cfg', 'crop_size', 'dataset_type',
            'data_root')
 
+#: HRDAEncoderDecoder's keys (model.<key> in the reference)
+HRDA_SEG_KEYS = ('scales', 'hr_crop_size', 'feature_scale',
+                 'crop_coord_divisible', 'hr_slide_inference',
+                 'hr_slide_overlapping', 'blur_hr_crop')
+#: HRDAHead's keys copied under the same name and meaning
+HRDA_HEAD_COPIED = ('attention_classwise', 'hr_loss_weight',
+                    'lr_loss_weight', 'attention_embed_dim',
+                    'fixed_attention')
+#: output stride of the DAFormer head (the only converted HRDA
+#: single_scale_head)
+HRDA_OUTPUT_STRIDE = 4
+
 DATASET_TYPES = {'GTADataset': 'GTADataset',
                  'CityscapesDataset': 'CityscapesDataset'}
 
@@ -307,23 +357,23 @@ class Converter:
         m = dict(m)
         seg = {}
         mtype = m.pop('type', 'EncoderDecoder')
-        if mtype != 'EncoderDecoder':
-            self._reject('model.type', mtype,
-                         'HRDA is not implemented in mmplugins yet'
-                         if mtype.startswith('HRDA') else
-                         'only EncoderDecoder is converted')
-            for k in ('scales', 'hr_crop_size', 'feature_scale',
-                      'crop_coord_divisible', 'hr_slide_inference',
-                      'hr_slide_overlapping', 'blur_hr_crop'):
+        hrda = mtype == 'HRDAEncoderDecoder'
+        if mtype not in ('EncoderDecoder', 'HRDAEncoderDecoder'):
+            self._reject('model.type', mtype, 'only EncoderDecoder and '
+                         'HRDAEncoderDecoder are converted')
+            for k in HRDA_SEG_KEYS:
                 if k in m:
                     self._reject(f'model.{k}', m.pop(k), 'HRDA option')
-        seg['type'] = 'EncoderDecoder'
+        seg['type'] = mtype if hrda else 'EncoderDecoder'
         pretrained = m.pop('pretrained', None)
         seg['backbone'] = self._backbone(m.pop('backbone', None), pretrained)
         if pretrained:
             self._map('model.pretrained',
                       'model.segmentor.backbone.init_cfg (Pretrained)')
-        seg['decode_head'] = self._decode_head(m.pop('decode_head', None))
+        seg['decode_head'] = self._decode_head(m.pop('decode_head', None),
+                                               hrda)
+        if hrda:
+            seg.update(self._hrda_segmentor(m))
         if 'auxiliary_head' in m:
             self._reject('model.auxiliary_head', m.pop('auxiliary_head'),
                          'UDASegmentor trains the decode head only')
@@ -333,11 +383,18 @@ class Converter:
         seg['train_cfg'] = dict(train_cfg or {})
         test_cfg = dict(m.pop('test_cfg', None) or dict(mode='whole'))
         if test_cfg.pop('batched_slide', False):
-            seg['type'] = 'BatchedSlideEncoderDecoder'
             test_cfg['batch_size'] = None
-            self._map('model.test_cfg.batched_slide=True',
-                      "model.segmentor.type='BatchedSlideEncoderDecoder', "
-                      'test_cfg.batch_size=None')
+            if hrda:  # HRDAEncoderDecoder is a BatchedSlideEncoderDecoder
+                self._map('model.test_cfg.batched_slide=True',
+                          'model.segmentor.test_cfg.batch_size=None')
+            else:
+                seg['type'] = 'BatchedSlideEncoderDecoder'
+                self._map('model.test_cfg.batched_slide=True',
+                          "model.segmentor.type='BatchedSlideEncoderDecoder'"
+                          ', test_cfg.batch_size=None')
+        for k in ('crop_size', 'stride'):
+            if isinstance(test_cfg.get(k), list):
+                test_cfg[k] = tuple(test_cfg[k])
         for k in list(test_cfg):
             if k not in ('mode', 'crop_size', 'stride', 'batch_size'):
                 self._reject(f'model.test_cfg.{k}', test_cfg.pop(k))
@@ -346,6 +403,87 @@ class Converter:
                   'model.segmentor.train_cfg/test_cfg')
         self._leftover(m, 'model')
         return seg
+
+    def _hrda_segmentor(self, m):
+        """HRDAEncoderDecoder's keys, checked as HRDAEncoderDecoder checks
+        them (a value it rejects is unsupported). Reference defaults where
+        a key is absent: scales=[1], hr_crop_size=None,
+        crop_coord_divisible=1, feature_scale=1."""
+        out = {}
+        scales = m.pop('scales', [1])
+        try:
+            ok = sorted(float(s) for s in scales)
+            ok = len(ok) == 2 and ok[1] == 1 and 0 < ok[0] < 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            self._reject('model.scales', scales, 'HRDAEncoderDecoder needs '
+                         '[1, s] with 0 < s < 1 (detail + context)')
+            lr_scale = None
+        else:
+            out['scales'] = list(scales)
+            lr_scale = min(float(s) for s in scales)
+            self._map('model.scales', 'model.segmentor.scales')
+        crop_hw = m.pop('hr_crop_size', None)
+        if not (isinstance(crop_hw, (list, tuple)) and
+                len(crop_hw) == 2 and all(
+                    isinstance(v, int) and v > 0 for v in crop_hw)):
+            self._reject('model.hr_crop_size', crop_hw,
+                         'HRDAEncoderDecoder trains on a detail crop: '
+                         '(h, w) positive ints are required')
+            crop_hw = None
+        else:
+            out['hr_crop_size'] = tuple(crop_hw)
+            self._map('model.hr_crop_size', 'model.segmentor.hr_crop_size')
+        for k in ('hr_slide_inference', 'hr_slide_overlapping',
+                  'blur_hr_crop'):
+            if k in m:
+                out[k] = bool(m.pop(k))
+                self._map(f'model.{k}', f'model.segmentor.{k}')
+        divisible = m.pop('crop_coord_divisible', 1)
+        if lr_scale is not None:
+            # DAFormerHead (the only converted single-scale head): output
+            # stride 4; crops must land on whole context output pixels
+            step = HRDA_OUTPUT_STRIDE / lr_scale
+            aligned = step == int(step) and isinstance(divisible, int) and \
+                divisible % int(step) == 0 and (crop_hw is None or all(
+                    v % int(step) == 0 for v in crop_hw))
+            if aligned:
+                out['crop_coord_divisible'] = divisible
+                self._map('model.crop_coord_divisible',
+                          'model.segmentor.crop_coord_divisible')
+            else:
+                self._reject(
+                    'model.crop_coord_divisible/hr_crop_size',
+                    (divisible, crop_hw and tuple(crop_hw)),
+                    'HRDAEncoderDecoder needs both multiples of output '
+                    f'stride / context scale = {HRDA_OUTPUT_STRIDE} / '
+                    f'{lr_scale:g} (the reference default 1 misaligns the '
+                    'fusion)')
+        fd_on = bool((self.ref.get('uda') or {}).get(
+            'imnet_feature_dist_lambda', 0))
+        if 'feature_scale' in m:
+            fs = m.pop('feature_scale')
+            if lr_scale is not None and not isinstance(fs, str) and \
+                    fs == lr_scale:
+                out['feature_scale'] = fs
+                self._map('model.feature_scale',
+                          'model.segmentor.feature_scale')
+            else:
+                self._reject('model.feature_scale', fs,
+                             'HRDAEncoderDecoder computes the feature '
+                             'distance on the context features only '
+                             '(feature_scale = the context scale)')
+        elif fd_on:
+            self._reject('model.feature_scale (unset)', 1,
+                         "the reference's default 1 (feature distance on "
+                         'the detail crop): HRDAEncoderDecoder uses the '
+                         'context scale only')
+        else:
+            self._ignore('model.feature_scale (unset)', 1,
+                         "ignored (no effect: the reference's default, "
+                         'feature distance off)')
+        return out
 
     def _backbone(self, b, pretrained):
         if b is None:
@@ -378,27 +516,88 @@ class Converter:
         self._leftover(b, 'model.backbone')
         return out
 
-    def _decode_head(self, h):
+    def _decode_head(self, h, hrda=False):
         if h is None:
             self._reject('model.decode_head', None, 'required')
             return None
         h = dict(h)
         htype = h.pop('type', None)
+        hrda_out = None
         if htype == 'HRDAHead':
-            # convert the DAFormer part (written as a plain DAFormerHead
-            # with --allow-unsupported); the HRDA keys stay listed
-            self._reject('model.decode_head.type', htype,
-                         'HRDA is not implemented in mmplugins yet; with '
-                         '--allow-unsupported a single-scale DAFormerHead '
-                         'is written')
-            single = h.pop('single_scale_head', 'DAFormerHead')
+            single = h.pop('single_scale_head', None)
             if single != 'DAFormerHead':
-                self._reject('model.decode_head.single_scale_head', single)
-        elif htype != 'DAFormerHead':
+                self._reject('model.decode_head.single_scale_head', single,
+                             "HRDAHead is converted with 'DAFormerHead' "
+                             'only')
+            if not hrda:
+                self._reject('model.decode_head.type', htype,
+                             "HRDAHead needs model.type="
+                             "'HRDAEncoderDecoder'")
+            if single != 'DAFormerHead' or not hrda:
+                self._leftover(h, 'model.decode_head')
+                return dict(type=htype)
+            hrda_out = self._hrda_head(h)
+        elif hrda:
             self._reject('model.decode_head.type', htype,
-                         'only DAFormerHead is converted')
+                         "HRDAEncoderDecoder needs type='HRDAHead'")
             self._leftover(h, 'model.decode_head')
             return dict(type=htype)
+        elif htype != 'DAFormerHead':
+            self._reject('model.decode_head.type', htype,
+                         'only DAFormerHead (and HRDAHead on it) are '
+                         'converted')
+            self._leftover(h, 'model.decode_head')
+            return dict(type=htype)
+        out = self._daformer_head(h)
+        if hrda_out is None:
+            return out
+        out.pop('type')
+        hrda_out.update(out)
+        return hrda_out
+
+    def _hrda_head(self, h):
+        """HRDAHead's own keys (popped from ``h``); the DAFormer part is
+        converted by :meth:`_daformer_head`."""
+        out = dict(type='HRDAHead', single_scale_head='DAFormerHead')
+        path = 'model.decode_head'
+        for k in HRDA_HEAD_COPIED:
+            if k in h:
+                out[k] = h.pop(k)
+                self._map(f'{path}.{k}', f'model.segmentor.decode_head.{k}')
+        lr_w = out.get('lr_loss_weight', 0)
+        hr_w = out.get('hr_loss_weight', 0)
+        if not (0 <= lr_w <= 1 and 0 <= hr_w <= 1 and lr_w + hr_w < 1):
+            for k in ('lr_loss_weight', 'hr_loss_weight'):
+                if k in out:
+                    self.mapped.remove(
+                        f'{path}.{k} -> model.segmentor.decode_head.{k}')
+                    self._reject(f'{path}.{k}', out.pop(k),
+                                 'HRDAHead needs both in [0, 1] with the '
+                                 'fused weight 1 - lr - hr > 0')
+        fixed = out.get('fixed_attention')
+        if fixed is not None and not 0 <= fixed <= 1:
+            self.mapped.remove(f'{path}.fixed_attention -> '
+                               'model.segmentor.decode_head.fixed_attention')
+            self._reject(f'{path}.fixed_attention', out.pop('fixed_attention'),
+                         'must be in [0, 1]')
+        for k in ('scales', 'enable_hr_crop', 'hr_slide_inference'):
+            if k in h:
+                self._ignore(f'{path}.{k}', h.pop(k),
+                             'ignored (no effect: HRDAEncoderDecoder sets it)')
+        if 'debug_output_attention' in h:
+            v = h.pop('debug_output_attention')
+            if v:
+                self._reject(f'{path}.debug_output_attention', v,
+                             'mmplugins writes no HRDA debug images')
+            else:
+                self._ignore(f'{path}.debug_output_attention', v,
+                             'ignored (no effect)')
+        self._map("model.decode_head type='HRDAHead' (single_scale_head="
+                  "'DAFormerHead')", "model.segmentor.decode_head type="
+                  "'HRDAHead' + the DAFormer head's keys")
+        return out
+
+    def _daformer_head(self, h):
         out = dict(type='DAFormerHead')
         for k in ('in_channels', 'in_index', 'channels', 'dropout_ratio',
                   'num_classes', 'norm_cfg', 'act_cfg', 'align_corners',
@@ -548,8 +747,19 @@ class Converter:
             self._map('data.train.rare_class_sampling',
                       'train_dataloader.dataset.rare_class_sampling')
         if 'sync_crop_size' in train:
-            self._reject('data.train.sync_crop_size',
-                         train.pop('sync_crop_size'), 'HRDA option')
+            sync = train.pop('sync_crop_size')
+            if sync is None:
+                self._ignore('data.train.sync_crop_size', sync,
+                             'ignored (no effect)')
+            else:
+                # the reference crops the source and the target sample,
+                # after their own pipelines, at the SAME random box (so
+                # that ClassMix pastes matching layouts); a RandomCrop per
+                # pipeline would crop them independently
+                self._reject('data.train.sync_crop_size', sync,
+                             'a crop of source and target at the same box '
+                             'after their pipelines; UDADataset has no '
+                             'equivalent')
         self._leftover(train, 'data.train')
         persistent = workers > 0
         self.out['train_dataloader'] = dict(

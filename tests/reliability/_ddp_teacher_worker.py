@@ -43,7 +43,8 @@ def main(cfg_path, out):
                 else runner.model
             s = m.student.module if hasattr(m.student, 'module') \
                 else m.student
-            hub = runner.message_hub.get_scalar('train/nan_guard_skipped')
+            hub = runner.message_hub.log_scalars.get(
+                'train/nan_guard_skipped')
             seen.setdefault('history', []).append(dict(
                 iter=runner.iter + 1, teacher=state_hash(m.teacher),
                 student=state_hash(s), local_iter=int(m.local_iter),

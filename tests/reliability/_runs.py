@@ -104,6 +104,27 @@ def seg_config(data_root: str, max_iters: int, hooks: List[dict],
     return cfg
 
 
+def hrda_config(data_root: str, max_iters: int, hooks: List[dict],
+                ckpt_interval: int = 2, num_workers: int = 1):
+    """MIC(HRDA) + dual branch (configs/mic_hrda.py): the demo's 64x128
+    frames as the training crop, 32x32 detail crops, the same tiny
+    schedule as :func:`seg_config`."""
+    from mmengine.config import Config
+    cfg = seg_config(data_root, max_iters, hooks, ckpt_interval, num_workers)
+    hrda = Config.fromfile(osp.join(REPO, 'configs/mic_hrda.py'))
+    crop = (64, 128)
+    cfg.model.segmentor = hrda.model.segmentor
+    cfg.model.segmentor.hr_crop_size = (32, 32)
+    cfg.model.data_preprocessor.size = crop
+    ds = cfg.train_dataloader.dataset
+    for sub in (ds.source, ds.target):
+        for t in sub.pipeline:
+            if t['type'] == 'RandomCrop':
+                t['crop_size'] = crop
+    ds.rare_class_sampling.min_crop_ratio = 2.0
+    return cfg
+
+
 def det_config(data_root: str, max_epochs: int, hooks: List[dict],
                ckpt_interval: int = 1, num_workers: int = 0):
     """Diet-sampler RTMDet-tiny (configs/diet_det/stage1_diet.py), 64 px,
@@ -166,7 +187,8 @@ def cls_config(data_root: str, max_iters: int, hooks: List[dict],
     return cfg
 
 
-BUILDERS = dict(seg=seg_config, det=det_config, cls=cls_config)
+BUILDERS = dict(seg=seg_config, det=det_config, cls=cls_config,
+                hrda=hrda_config)
 
 
 def write_config(cfg, path: str) -> str:

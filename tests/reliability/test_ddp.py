@@ -174,14 +174,15 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_teacher_identical_across_ranks(rel_data, runs, tmp_path):
+@pytest.mark.parametrize('family', ['seg', 'hrda'])
+def test_teacher_identical_across_ranks(family, rel_data, runs, tmp_path):
     """2 processes, gloo, 5 UDA iterations: the teacher's (and the
     student's) parameters are bitwise equal on both ranks, and the teacher
     moved. BN running statistics are rank-local: the config wraps with
     ``broadcast_buffers=False`` (as mmseg), each rank normalises its own
     batch, and checkpoints store rank 0's."""
-    cfg = runs.seg_config(rel_data['seg'], 5, [], ckpt_interval=100,
-                          num_workers=0)
+    cfg = runs.BUILDERS[family](rel_data['seg'], 5, [], ckpt_interval=100,
+                                num_workers=0)
     cfg_path = runs.write_config(cfg, str(tmp_path / 'ddp.py'))
     out = str(tmp_path / 'out')
     env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')

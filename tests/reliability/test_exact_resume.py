@@ -114,11 +114,11 @@ def _records(work_dir):
 
 # family: (length, checkpoint interval, kill after iteration); det is
 # epoch-based, 3 iterations per epoch
-FRESH = dict(seg=(6, 2, 5), det=(4, 2, 8), cls=(6, 2, 5))
+FRESH = dict(seg=(6, 2, 5), det=(4, 2, 8), cls=(6, 2, 5), hrda=(4, 2, 3))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('family', ['seg', 'det', 'cls'])
+@pytest.mark.parametrize('family', ['seg', 'det', 'cls', 'hrda'])
 def test_fresh_process_resume_every_loss_term(family, rel_data, runs,
                                               tmp_path):
     """`python tools/train.py CFG` and `... --resume` in fresh processes
@@ -128,14 +128,15 @@ def test_fresh_process_resume_every_loss_term(family, rel_data, runs,
     UDA pseudo-weights equal the uninterrupted run's bitwise, before the
     kill (reproducibility across processes) and after the resume."""
     length, interval, kill = FRESH[family]
+    data = 'seg' if family == 'hrda' else family  # HRDA: the seg demo data
     build = runs.BUILDERS[family]
     kw = dict(ckpt_interval=interval)
-    if family == 'seg':
+    if family in ('seg', 'hrda'):
         kw['num_workers'] = 0
-    ref_cfg = runs.write_config(build(rel_data[family], length, HOOKS, **kw),
+    ref_cfg = runs.write_config(build(rel_data[data], length, HOOKS, **kw),
                                 str(tmp_path / 'ref.py'))
     kill_cfg = runs.write_config(
-        build(rel_data[family], length,
+        build(rel_data[data], length,
               HOOKS + [dict(type='FaultInjectionHook',
                             kill_after_iter=kill)], **kw),
         str(tmp_path / 'kill.py'))
@@ -159,3 +160,13 @@ def test_fresh_process_resume_every_loss_term(family, rel_data, runs,
         for step, rec in part.items():
             for k in keys:
                 assert rec.get(k) == ref[step].get(k), (family, step, k)
+    if family == 'hrda':
+        # the EMA teacher (of the whole HRDA model: both scales' head and
+        # the scale attention) ends equal to the uninterrupted run's
+        last = [torch.load(open(osp.join(d, 'last_checkpoint')).read().strip(),
+                           map_location='cpu', weights_only=True)['state_dict']
+                for d in (ref_dir, res_dir)]
+        teacher = [k for k in last[0] if k.startswith('teacher.')]
+        assert any('scale_attention' in k for k in teacher)
+        for k in teacher:
+            assert torch.equal(last[0][k], last[1][k]), k

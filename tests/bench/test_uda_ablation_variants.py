@@ -66,3 +66,23 @@ def test_seeds_checked_and_summarised():
     assert out['full']['mIoU_std'] == pytest.approx(2 ** 0.5 * 2)
     assert out['source_only']['delta'] == []
     assert uda_ablation.pm([6.0, 8.0], signed=True) == '+7.00 ± 1.41'
+
+
+def test_hrda_bench_reads_per_class_iou_from_the_log(tmp_path):
+    import hrda_bench
+    run = tmp_path / '20260101_000000'
+    run.mkdir()
+    (run / '20260101_000000.log').write_text(
+        '2026/01/01 - mmengine - INFO - per class results:\n'
+        '+---------------+-------+-------+\n'
+        '|     Class     |  IoU  |  Acc  |\n'
+        '+---------------+-------+-------+\n'
+        '|      Road     | 60.25 | 70.1  |\n'
+        '| Traffic Light |  0.0  |  0.0  |\n'
+        '|     Rider     |  nan  |  nan  |\n'
+        '+---------------+-------+-------+\n')
+    iou = hrda_bench.class_iou(str(tmp_path))
+    assert iou['Road'] == 60.25 and iou['Traffic Light'] == 0.0
+    assert iou['Rider'] != iou['Rider']  # nan: class absent from val
+    assert set(hrda_bench.SMALL_CLASSES) == {
+        'Traffic Light', 'Traffic Sign', 'Person', 'Rider'}

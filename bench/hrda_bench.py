@@ -1,0 +1,230 @@
+"""MIC vs MIC(HRDA) on the demo, and the HRDA step vs the sum of its passes.
+
+Two parts (issue: "Must be shown"):
+
+* ``--part step``: one MIC(HRDA) + dual-branch ``train_step`` of
+  ``configs/mic_hrda.py`` vs its passes timed alone with the same student
+  and teacher (interleaved medians): the teacher's fused inference on the
+  target (context + overlapping detail crops, batched), and for the source,
+  the distortion view, a mixed and a masked image the student's training
+  forward (context + a random detail crop) + the HRDA losses + backward.
+  Figure: ``step / sum(passes)`` (goal <= 1.10).
+* ``--part miou``: ``tools/train.py`` runs of ``configs/mic_dual_aug.py``
+  (MIC + dual branch, 128x256 crops) and ``configs/mic_hrda.py`` (the same
+  with the HRDA student on 256x512 crops: the 128x256 context + 128x128
+  detail crops) with the same seeds, iterations, schedule and lr as
+  ``bench/uda_ablation.py``: target (fisheye val) mIoU, the IoU of the small
+  classes (Traffic Light, Traffic Sign, Person, Rider), seconds per
+  iteration and the peak RSS of the training process.
+
+    python bench/hrda_bench.py --part step --quick
+    python bench/hrda_bench.py --part miou --iters 400 --seeds 0 1 2
+
+Writes ``bench/results/hrda_{step,miou}.{json,md}``.
+"""
+import argparse
+import json
+import os.path as osp
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import (ROOT, interleaved_medians, machine_info,  # noqa: E402
+                     md_table, resolve_device, set_threads, write_results)
+
+HRDA_CONFIG = osp.join(ROOT, 'configs', 'mic_hrda.py')
+MIC_CONFIG = osp.join(ROOT, 'configs', 'mic_dual_aug.py')
+GOAL_RATIO = 1.10
+SMALL_CLASSES = ('Traffic Light', 'Traffic Sign', 'Person', 'Rider')
+VARIANTS = {'mic': 'configs/mic_dual_aug.py',
+            'mic_hrda': 'configs/mic_hrda.py'}
+
+
+# ------------------------------------------------------------------ step
+def hrda_pass_fns(model, batch):
+    """The constituent passes of an MIC(HRDA) step, each timed alone."""
+    from mmplugins.models.uda.masking_consistency import block_mask
+    data = model.data_preprocessor(batch, True)
+    src, tgt = data['inputs'], data['target_inputs']
+    dist = data['dist_inputs']
+    src_gt = model._gt(data['data_samples'])
+    dist_gt = model._gt(data['dist_data_samples'])
+    n, _, h, w = src.shape
+    g = torch.Generator().manual_seed(1)
+    pseudo = torch.randint(0, model.num_classes, (n, h, w), generator=g)
+    weight = torch.full((n, h, w), 0.7)
+    mixed = torch.where(torch.rand(n, 1, h, w, generator=g) > 0.5, src, tgt)
+    masked = tgt * block_mask(tgt.shape, model.mask_block_size, 0.7,
+                              generator=g)
+    student, teacher = model.student, model.teacher
+
+    def student_pass(x, label, wgt=None):
+        def fn():
+            student.zero_grad(set_to_none=True)
+            out = student(x, None, mode='train_logits')
+            losses = model._seg_loss(out, label, wgt, 'p')
+            losses['p.loss'].backward()
+        return fn
+
+    def teacher_pass():
+        with torch.no_grad():
+            teacher(tgt, None, mode='tensor')
+
+    return {
+        'teacher fused fwd (target, detail slide)': teacher_pass,
+        'student fwd+bwd (source)': student_pass(src, src_gt),
+        'student fwd+bwd (distortion view)': student_pass(dist, dist_gt),
+        'student fwd+bwd (mixed)': student_pass(mixed, pseudo, weight),
+        'student fwd+bwd (masked)': student_pass(masked, pseudo, weight),
+    }
+
+
+def run_step(args):
+    import uda_step_bench as usb
+    model, ow, crop = usb.build('b0', None, None, 'cpu', False,
+                                config=HRDA_CONFIG)
+    batch = usb.uda_batch(args.batch_size, *crop)
+    fns = dict(hrda_pass_fns(model, batch))
+    fns['step'] = lambda: model.train_step(batch, ow)
+    med = interleaved_medians(fns, args.reps, args.warmup)
+    passes = [k for k in fns if k != 'step']
+    total = sum(med[k]['median_s'] for k in passes)
+    ratio = med['step']['median_s'] / total
+    rows = [[k, round(med[k]['median_s'], 3)] for k in passes] + [
+        ['sum of passes', round(total, 3)],
+        ['train_step', round(med['step']['median_s'], 3)],
+        ['step / sum of passes', f'{ratio:.3f}x (goal <= {GOAL_RATIO}x)']]
+    info = machine_info('cpu')
+    md = ['# MIC(HRDA) step vs its passes', '',
+          f'configs/mic_hrda.py (MiT-B0, {crop[0]}x{crop[1]} crops, '
+          f'detail {model.student.hr_crop_size}), batch {args.batch_size}, '
+          f'median of {args.reps} interleaved repetitions, '
+          f'{info.get("device", "")}, {info.get("torch_threads")} threads.',
+          ''] + md_table(['what', 's'], rows)
+    write_results('hrda_step', dict(
+        crop=list(crop), batch_size=args.batch_size, reps=args.reps,
+        medians={k: v['median_s'] for k, v in med.items()},
+        ratio=ratio, goal=GOAL_RATIO, machine=info), md, args.out_dir)
+    return ratio
+
+
+# ------------------------------------------------------------------ mIoU
+_ROW = re.compile(r'^\|\s*([^|]+?)\s*\|\s*([\d.]+|nan)\s*\|\s*([\d.]+|nan)'
+                  r'\s*\|\s*$')
+
+
+def class_iou(work_dir):
+    """{class: IoU} from the last per-class table mmseg's IoUMetric
+    printed into the run's log."""
+    logs = sorted(p for p in _glob(work_dir, '*.log'))
+    table = {}
+    for path in logs:
+        for line in open(path):
+            m = _ROW.match(line.strip())
+            if m and m.group(1) not in ('Class', ):
+                table[m.group(1)] = float(m.group(2))
+    return table
+
+
+def _glob(work_dir, pattern):
+    import glob
+    return glob.glob(osp.join(work_dir, '*', pattern))
+
+
+def mean_iter_time(work_dir):
+    times = []
+    for path in _glob(work_dir, osp.join('vis_data', 'scalars.json')):
+        for line in open(path):
+            row = json.loads(line) if line.strip() else {}
+            if 'time' in row and 'mIoU' not in row:
+                times.append(row['time'])
+    return statistics.mean(times) if times else None
+
+
+def run_miou(args):
+    import uda_ablation as ua
+    seeds = ua.check_seeds(args.seeds)
+    if not osp.isfile(osp.join(ROOT, args.data, 'train_source.csv')):
+        subprocess.run([sys.executable, 'tools/make_demo_data.py', '--out',
+                        args.data], cwd=ROOT, check=True)
+    warmup = args.iters // 8
+    common = [f'train_cfg.max_iters={args.iters}',
+              f'train_cfg.val_interval={args.iters}',
+              f'default_hooks.checkpoint.interval={args.iters}',
+              'default_hooks.logger.interval=10', 'model.vis_interval=0',
+              f'train_dataloader.num_workers={args.workers}',
+              f'optim_wrapper.optimizer.lr={args.lr}'
+              ] + ua.schedule_options(args.iters, warmup)
+    runs = []
+    # the wrapper reports the peak RSS of its largest child (the trainer)
+    wrap = ('import resource, subprocess, sys; '
+            'r = subprocess.run(sys.argv[1:]).returncode; '
+            'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); '
+            'sys.exit(r)')
+    for seed in seeds:
+        for name, config in VARIANTS.items():
+            wd = osp.join(args.work_dir, f'seed{seed}', name)
+            cmd = [sys.executable, '-c', wrap, sys.executable,
+                   'tools/train.py', config, '--work-dir', wd,
+                   '--cfg-options', *common, f'randomness.seed={seed}']
+            print('$', ' '.join(cmd[4:]), flush=True)
+            t0 = time.time()
+            out = subprocess.run(cmd, cwd=ROOT, check=True, text=True,
+                                 stdout=subprocess.PIPE).stdout
+            peak_mb = int(out.strip().splitlines()[-1]) / 1024
+            full = osp.join(ROOT, wd)
+            ious = class_iou(full)
+            runs.append(dict(
+                variant=name, seed=seed, mIoU=ua.final_metrics(full)['mIoU'],
+                small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
+                s_per_iter=mean_iter_time(full), peak_rss_mb=round(peak_mb),
+                train_s=round(time.time() - t0, 1)))
+            print(runs[-1], flush=True)
+    rows = []
+    for name in VARIANTS:
+        rs = [r for r in runs if r['variant'] == name]
+        rows.append([name, ua.pm([r['mIoU'] for r in rs])] + [
+            ua.pm([r['small_class_iou'][c] or 0.0 for r in rs])
+            for c in SMALL_CLASSES] + [
+            ua.pm([r['s_per_iter'] for r in rs], digits=3),
+            max(r['peak_rss_mb'] for r in rs)])
+    md = ['# MIC vs MIC(HRDA) on the demo', '',
+          f'Target (fisheye val) after {args.iters} iterations from scratch, '
+          f'seeds {seeds}, lr {args.lr:g}; mean ± std over seeds.', ''] + \
+        md_table(['variant', 'mIoU'] + list(SMALL_CLASSES) +
+                 ['s/iter', 'peak RSS MB'], rows)
+    write_results('hrda_miou', dict(iters=args.iters, seeds=seeds,
+                                    lr=args.lr, runs=runs,
+                                    variants=VARIANTS), md, args.out_dir)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--part', choices=['step', 'miou'], required=True)
+    p.add_argument('--batch-size', type=int, default=2)
+    p.add_argument('--reps', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=1)
+    p.add_argument('--quick', action='store_true', help='reps 2')
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--iters', type=int, default=400)
+    p.add_argument('--lr', type=float, default=6e-4)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--data', default='data/samsung_demo')
+    p.add_argument('--work-dir', default='work_dirs/hrda_bench')
+    p.add_argument('--out-dir', default=None)
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    resolve_device('cpu')
+    if args.quick:
+        args.reps = 2
+    return run_step(args) if args.part == 'step' else run_miou(args)
+
+
+if __name__ == '__main__':
+    main()

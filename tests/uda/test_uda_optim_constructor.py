@@ -90,3 +90,28 @@ def test_merge_param_groups_keeps_order_and_options():
 def test_bad_merge_option():
     with pytest.raises(TypeError, match='merge_groups'):
         _wrapper(_model(), merge_groups='yes')
+
+
+def test_paramwise_lines_go_to_the_log_file_only(tmp_path, capsys):
+    import logging
+
+    from mmengine.logging import MMLogger, print_log
+
+    from mmplugins.models.uda.uda_optim_constructor import \
+        paramwise_lines_to_log_file_only
+    log_file = tmp_path / 'run.log'
+    logger = MMLogger.get_instance('paramwise_quiet', log_file=str(log_file))
+    with paramwise_lines_to_log_file_only():
+        print_log('paramwise_options -- a.weight:lr=1', logger=logger)
+        print_log('kept on the console', logger=logger)
+    print_log('paramwise_options -- after:lr=1', logger=logger)
+    out = capsys.readouterr().out
+    assert 'a.weight' not in out and 'kept on the console' in out
+    assert 'after:lr' in out  # the filter is removed afterwards
+    for h in logger.handlers:
+        h.flush()
+    text = log_file.read_text()
+    assert 'paramwise_options -- a.weight' in text
+    assert all(not any(isinstance(f, logging.Filter) and
+                       type(f).__name__ == '_ParamwiseLinesFilter'
+                       for f in h.filters) for h in logger.handlers)

@@ -1,4 +1,6 @@
 """Optimizer constructor that sees only the UDA student's parameters."""
+import logging
+from contextlib import contextmanager
 from typing import List
 
 from mmengine.model import is_model_wrapper
@@ -32,6 +34,33 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
     return merged
 
 
+class _ParamwiseLinesFilter(logging.Filter):
+    """Drops mmengine's per-parameter ``paramwise_options -- ...`` lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('paramwise_options --')
+
+
+@contextmanager
+def paramwise_lines_to_log_file_only():
+    """mmengine's constructor logs three INFO lines per parameter and
+    custom key (~260 for the demo, thousands for MiT-B5): keep them in the
+    log file, off the console."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    consoles = [h for h in logger.handlers
+                if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    flt = _ParamwiseLinesFilter()
+    for h in consoles:
+        h.addFilter(flt)
+    try:
+        yield
+    finally:
+        for h in consoles:
+            h.removeFilter(flt)
+
+
 @register_module('optim_wrapper_constructors')
 class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` over ``model.student`` only, with
@@ -53,6 +82,9 @@ class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     keep one group per parameter (e.g. to resume an optimizer state saved
     that way).
 
+    mmengine's per-parameter ``paramwise_options`` lines go to the log
+    file only, not to the console.
+
     Use: ``optim_wrapper=dict(constructor='UDAOptimWrapperConstructor', ...)``.
     """
 
@@ -71,7 +103,8 @@ class UDAOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         student = getattr(model, 'student', None)
         if student is not None:
             model = student.module if is_model_wrapper(student) else student
-        return super().__call__(model)
+        with paramwise_lines_to_log_file_only():
+            return super().__call__(model)
 
     def add_params(self, params: List[dict], module, prefix: str = '',
                    is_dcn_module=None) -> None:

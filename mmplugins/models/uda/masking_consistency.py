@@ -22,7 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .utils import copy_weights, ema_alpha, ema_update, strong_transform
+from .utils import (check_choice, copy_weights, ema_alpha, ema_update,
+                    strong_transform)
 
 #: the reference's modes: which images are masked, and whether they are
 #: strongly augmented ('...aug') before masking
@@ -127,9 +128,10 @@ class MaskingConsistency(nn.Module):
                  mask_pseudo_threshold: Union[str, float] = 'same',
                  student: Optional[nn.Module] = None):
         super().__init__()
-        if mask_mode not in MASK_MODES:
-            raise ValueError(f'mask_mode must be one of {MASK_MODES} (or None'
-                             f' for MIC off), got {mask_mode!r}')
+        check_choice('mask_mode', mask_mode, MASK_MODES + (None, ))
+        if mask_mode is None:
+            raise ValueError('mask_mode=None turns MIC off: do not build '
+                             'MaskingConsistency then')
         block_mask((1, 1, 8, 8), block_size, mask_ratio)  # validate now
         self.mask_mode = mask_mode
         self.mask_lambda = mask_lambda

@@ -39,9 +39,10 @@ from .class_mix import class_mix
 from .feature_distance import masked_feat_dist, thing_mask
 from .masking_consistency import (MASK_MODES, MaskingConsistency,
                                   resolve_mask_generator)
-from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, colorize, copy_weights,
-                    denormalize, ema_alpha, ema_update, palette_for,
-                    pseudo_label_and_weight, resolve_jitter_prob)
+from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, check_choice,
+                    colorize, copy_weights, denormalize, ema_alpha,
+                    ema_update, palette_for, pseudo_label_and_weight,
+                    resolve_jitter_prob)
 
 _DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, )
 
@@ -219,12 +220,8 @@ class UDASegmentor(BaseSegmentor):
                 'of the full target image. For rows at the top/bottom of '
                 'every crop use pseudo_weight_ignore_top/bottom.')
         self.mix = mix
-        if class_mix_pool not in CLASS_MIX_POOLS:
-            raise ValueError(f'class_mix_pool must be one of '
-                             f'{CLASS_MIX_POOLS}, got {class_mix_pool!r}')
-        if strong_aug_gate not in STRONG_AUG_GATES:
-            raise ValueError(f'strong_aug_gate must be one of '
-                             f'{STRONG_AUG_GATES}, got {strong_aug_gate!r}')
+        check_choice('class_mix_pool', class_mix_pool, CLASS_MIX_POOLS)
+        check_choice('strong_aug_gate', strong_aug_gate, STRONG_AUG_GATES)
         self.class_mix_pool = class_mix_pool
         self.strong_aug_gate = strong_aug_gate
         self.color_jitter_strength = color_jitter_strength
@@ -258,9 +255,8 @@ class UDASegmentor(BaseSegmentor):
                 mask_mode, mask_lambda, self.mask_block_size,
                 self.mask_ratio, mask_alpha, mask_pseudo_threshold,
                 student=self.student)
-        elif mask_mode is not None and mask_mode not in MASK_MODES:
-            raise ValueError(f'mask_mode must be one of {MASK_MODES} or '
-                             f'None, got {mask_mode!r}')
+        else:  # validated even while MIC is off
+            check_choice('mask_mode', mask_mode, MASK_MODES + (None, ))
         self.dual_branch_lambda = dual_branch_lambda
         self.eval_model = eval_model
         self.vis_interval = vis_interval

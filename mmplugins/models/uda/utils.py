@@ -121,6 +121,14 @@ def pseudo_label_and_weight(
     return label, weight, scalar
 
 
+def check_choice(key: str, value, allowed: Sequence) -> None:
+    """One clear error naming the config key when ``value`` is not one of
+    ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f'{key} must be one of {tuple(allowed)}, got '
+                         f'{value!r}')
+
+
 # ------------------------------------------------------------- class mix
 CLASS_MIX_POOLS = ('batch', 'sample')
 
@@ -149,9 +157,7 @@ def class_mix_masks(labels: Tensor,
     Returns:
         Tensor: (N, 1, H, W) float mask, 1 where a source pixel is pasted.
     """
-    if pool not in CLASS_MIX_POOLS:
-        raise ValueError(f'class_mix_pool must be one of {CLASS_MIX_POOLS}, '
-                         f'got {pool!r}')
+    check_choice('class_mix_pool', pool, CLASS_MIX_POOLS)
     if labels.dim() == 4:
         labels = labels[:, 0]
     batch_classes = torch.unique(labels) if pool == 'batch' else None
@@ -272,12 +278,8 @@ def strong_transform(img: Tensor,
     has no generator argument); the on/off and sigma draws from
     ``generator`` when given.
     """
-    if gate not in STRONG_AUG_GATES:
-        raise ValueError(f'strong_aug_gate must be one of {STRONG_AUG_GATES},'
-                         f' got {gate!r}')
-    if split not in STRONG_AUG_SPLITS:
-        raise ValueError(f'split must be one of {STRONG_AUG_SPLITS}, got '
-                         f'{split!r}')
+    check_choice('strong_aug_gate', gate, STRONG_AUG_GATES)
+    check_choice('split', split, STRONG_AUG_SPLITS)
 
     def rand() -> float:
         return float(torch.rand((), generator=generator))

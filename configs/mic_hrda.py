@@ -7,33 +7,22 @@
 # scaled to the demo's 512x256 frames on a CPU: the whole frame is the
 # training crop (256x512), the context is its half (128x256 -- the pixels
 # the MIC demo trains on), the detail crop 128x128 at full resolution.
-_base_ = ['./mic_dual_aug.py']
+_base_ = ['./mic_dual_aug.py', './_base_/models/hrda.py']
 
 crop_size = (256, 512)      # (h, w): the whole demo frame
-hr_crop_size = (128, 128)   # detail crop (reference: 512 in 1024)
 model = dict(
+    # the reference's HRDA (scales [1, 0.5], crop corners divisible by 8,
+    # class-wise attention, detail loss 0.1, FD on the context) ...
     segmentor=dict(
-        type='HRDAEncoderDecoder',
-        # detail at full resolution, context at half
-        scales=[1, 0.5],
-        hr_crop_size=hr_crop_size,
-        # FD on the context features (as the reference; FD is off here)
-        feature_scale=0.5,
-        # detail-crop corners on whole context output pixels: output
-        # stride 4 / context scale 0.5
-        crop_coord_divisible=8,
-        # pseudo-labels and test: overlapping detail crops, batched
-        hr_slide_inference=True,
+        _base_.hrda_segmentor,
+        # ... with a 128x128 detail crop (reference: 512 in 1024) ...
+        hr_crop_size=(128, 128),
         decode_head=dict(
-            type='HRDAHead',
-            single_scale_head='DAFormerHead',
-            # one attention map per class, detail loss weight 0.1
-            attention_classwise=True,
-            hr_loss_weight=0.1,
-            # reference 256 next to a 256-channel DAFormer head; the demo
-            # head has 64
+            _base_.hrda_segmentor.decode_head,
+            # ... an attention head as wide as the demo's 64-channel
+            # DAFormer head (reference: 256 next to 256) ...
             attention_embed_dim=64),
-        # the demo frames are one training crop: no outer slide window
+        # ... and whole-image test: a demo frame is one training crop
         test_cfg=dict(mode='whole')),
     data_preprocessor=dict(size=crop_size),
     # MIC blocks scale with the crop: 16 at 128x256, 32 here (reference: 32

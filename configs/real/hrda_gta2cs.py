@@ -5,31 +5,12 @@
 # from overlapping detail crops; test by 1024x1024 windows with stride 512.
 #   tools/dist_train.sh configs/real/hrda_gta2cs.py 1
 # (~22 GB of GPU memory in the reference on a TITAN RTX, batch 2)
-_base_ = ['./daformer_gta2cs.py']
+_base_ = ['./daformer_gta2cs.py', '../_base_/models/hrda.py']
 crop_size = (1024, 1024)
 model = dict(
-    segmentor=dict(
-        type='HRDAEncoderDecoder',
-        # detail at full resolution, context at 0.5
-        scales=[1, 0.5],
-        # detail crop: half of the 1024 crop's side
-        hr_crop_size=(512, 512),
-        # ImageNet feature distance on the context features (as DAFormer)
-        feature_scale=0.5,
-        # output stride 4 x context down-scaling 2: crops on whole context
-        # output pixels
-        crop_coord_divisible=8,
-        # pseudo-labels from overlapping detail crops, one batched forward
-        hr_slide_inference=True,
-        decode_head=dict(
-            type='HRDAHead',
-            single_scale_head='DAFormerHead',
-            attention_classwise=True,
-            # detail loss weight lambda_d = 0.1
-            hr_loss_weight=0.1),
-        # test: fused 1024x1024 windows, stride 512, all windows batched
-        test_cfg=dict(mode='slide', crop_size=crop_size, stride=(512, 512),
-                      batch_size=None)),
+    # scales [1, 0.5], 512x512 detail crops, class-wise attention, detail
+    # loss 0.1, FD on the context, 1024/512 batched test windows
+    segmentor=_base_.hrda_segmentor,
     data_preprocessor=dict(size=crop_size),
     # HRDA masks the pseudo-label margins in the data loader instead (see
     # the target dataset below)

@@ -5,24 +5,11 @@
 # 1024x1024 crops of the full-resolution frames, a 512x512 detail crop at
 # full resolution, the context at half, MIC blocks of 64.
 #   tools/dist_train.sh configs/real/mic_hrda_dual_aug_samsung.py 1
-_base_ = ['./mic_dual_aug_samsung.py']
+_base_ = ['./mic_dual_aug_samsung.py', '../_base_/models/hrda.py']
 crop_size = (1024, 1024)
 img_scale = (2048, 1080)  # (w, h): the frames' full resolution
 model = dict(
-    segmentor=dict(
-        type='HRDAEncoderDecoder',
-        scales=[1, 0.5],
-        hr_crop_size=(512, 512),
-        feature_scale=0.5,
-        crop_coord_divisible=8,
-        hr_slide_inference=True,
-        decode_head=dict(
-            type='HRDAHead',
-            single_scale_head='DAFormerHead',
-            attention_classwise=True,
-            hr_loss_weight=0.1),
-        test_cfg=dict(mode='slide', crop_size=crop_size, stride=(512, 512),
-                      batch_size=None)),
+    segmentor=_base_.hrda_segmentor,  # the reference's HRDA settings
     data_preprocessor=dict(size=crop_size),
     mask_block_size=64)  # 32 at 512x512, 64 at 1024x1024 (MIC)
 

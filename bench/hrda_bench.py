@@ -19,6 +19,8 @@ Two parts (issue: "Must be shown"):
 
     python bench/hrda_bench.py --part step --quick
     python bench/hrda_bench.py --part miou --iters 400 --seeds 0 1 2
+    python bench/hrda_bench.py --part miou --reuse-mic \
+        work_dirs/uda_ablation_ref          # MIC side from the ablation
 
 Writes ``bench/results/hrda_{step,miou}.{json,md}``.
 """
@@ -168,6 +170,20 @@ def run_miou(args):
             'sys.exit(r)')
     for seed in seeds:
         for name, config in VARIANTS.items():
+            if name == 'mic' and args.reuse_mic:
+                # the same run as bench/uda_ablation.py's 'full' variant
+                # (same config, seed, iterations, schedule and lr)
+                full = osp.join(args.reuse_mic, f'seed{seed}', 'full')
+                ious = class_iou(full)
+                runs.append(dict(
+                    variant=name, seed=seed,
+                    mIoU=ua.final_metrics(full)['mIoU'],
+                    small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
+                    # ran under other load: no speed figure from it
+                    s_per_iter=None, peak_rss_mb=None,
+                    train_s=None, reused_from=full))
+                print(runs[-1], flush=True)
+                continue
             wd = osp.join(args.work_dir, f'seed{seed}', name)
             cmd = [sys.executable, '-c', wrap, sys.executable,
                    'tools/train.py', config, '--work-dir', wd,
@@ -191,8 +207,10 @@ def run_miou(args):
         rows.append([name, ua.pm([r['mIoU'] for r in rs])] + [
             ua.pm([r['small_class_iou'][c] or 0.0 for r in rs])
             for c in SMALL_CLASSES] + [
-            ua.pm([r['s_per_iter'] for r in rs], digits=3),
-            max(r['peak_rss_mb'] for r in rs)])
+            ua.pm([r['s_per_iter'] for r in rs], digits=3)
+            if all(r['s_per_iter'] for r in rs) else 'n/a',
+            max((r['peak_rss_mb'] for r in rs
+                 if r['peak_rss_mb'] is not None), default='n/a')])
     md = ['# MIC vs MIC(HRDA) on the demo', '',
           f'Target (fisheye val) after {args.iters} iterations from scratch, '
           f'seeds {seeds}, lr {args.lr:g}; mean ± std over seeds.', ''] + \
@@ -217,6 +235,10 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--data', default='data/samsung_demo')
     p.add_argument('--work-dir', default='work_dirs/hrda_bench')
+    p.add_argument('--reuse-mic', default=None, metavar='DIR',
+                   help="take the MIC side from bench/uda_ablation.py's "
+                   "'full' runs in DIR/seed<S>/full (same settings) instead "
+                   'of training it again (no peak RSS then)')
     p.add_argument('--out-dir', default=None)
     args = p.parse_args(argv)
     set_threads(args.threads)

@@ -185,6 +185,18 @@ def run_miou(args):
                 print(runs[-1], flush=True)
                 continue
             wd = osp.join(args.work_dir, f'seed{seed}', name)
+            if args.report_only:
+                # the table from runs already in the work dir (e.g. an
+                # interrupted --seeds run): no peak RSS, it was not recorded
+                full = osp.join(ROOT, wd)
+                ious = class_iou(full)
+                runs.append(dict(
+                    variant=name, seed=seed,
+                    mIoU=ua.final_metrics(full)['mIoU'],
+                    small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
+                    s_per_iter=mean_iter_time(full), peak_rss_mb=None,
+                    train_s=None))
+                continue
             cmd = [sys.executable, '-c', wrap, sys.executable,
                    'tools/train.py', config, '--work-dir', wd,
                    '--cfg-options', *common, f'randomness.seed={seed}']
@@ -235,6 +247,8 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--data', default='data/samsung_demo')
     p.add_argument('--work-dir', default='work_dirs/hrda_bench')
+    p.add_argument('--report-only', action='store_true',
+                   help='no training: the table from the runs in --work-dir')
     p.add_argument('--reuse-mic', default=None, metavar='DIR',
                    help="take the MIC side from bench/uda_ablation.py's "
                    "'full' runs in DIR/seed<S>/full (same settings) instead "

@@ -148,6 +148,20 @@ def mean_iter_time(work_dir):
     return statistics.mean(times) if times else None
 
 
+def run_record(name, seed, work_dir, **extra):
+    """One run's figures read back from its work dir (``extra`` overrides
+    or adds fields)."""
+    import uda_ablation as ua
+    ious = class_iou(work_dir)
+    rec = dict(variant=name, seed=seed,
+               mIoU=ua.final_metrics(work_dir)['mIoU'],
+               small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
+               s_per_iter=mean_iter_time(work_dir), peak_rss_mb=None,
+               train_s=None)
+    rec.update(extra)
+    return rec
+
+
 def run_miou(args):
     import uda_ablation as ua
     seeds = ua.check_seeds(args.seeds)
@@ -172,30 +186,18 @@ def run_miou(args):
         for name, config in VARIANTS.items():
             if name == 'mic' and args.reuse_mic:
                 # the same run as bench/uda_ablation.py's 'full' variant
-                # (same config, seed, iterations, schedule and lr)
+                # (same config, seed, iterations, schedule and lr); it ran
+                # under other load: no speed figure from it
                 full = osp.join(args.reuse_mic, f'seed{seed}', 'full')
-                ious = class_iou(full)
-                runs.append(dict(
-                    variant=name, seed=seed,
-                    mIoU=ua.final_metrics(full)['mIoU'],
-                    small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
-                    # ran under other load: no speed figure from it
-                    s_per_iter=None, peak_rss_mb=None,
-                    train_s=None, reused_from=full))
+                runs.append(run_record(name, seed, full, s_per_iter=None,
+                                       reused_from=full))
                 print(runs[-1], flush=True)
                 continue
             wd = osp.join(args.work_dir, f'seed{seed}', name)
             if args.report_only:
                 # the table from runs already in the work dir (e.g. an
                 # interrupted --seeds run): no peak RSS, it was not recorded
-                full = osp.join(ROOT, wd)
-                ious = class_iou(full)
-                runs.append(dict(
-                    variant=name, seed=seed,
-                    mIoU=ua.final_metrics(full)['mIoU'],
-                    small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
-                    s_per_iter=mean_iter_time(full), peak_rss_mb=None,
-                    train_s=None))
+                runs.append(run_record(name, seed, osp.join(ROOT, wd)))
                 continue
             cmd = [sys.executable, '-c', wrap, sys.executable,
                    'tools/train.py', config, '--work-dir', wd,
@@ -205,13 +207,9 @@ def run_miou(args):
             out = subprocess.run(cmd, cwd=ROOT, check=True, text=True,
                                  stdout=subprocess.PIPE).stdout
             peak_mb = int(out.strip().splitlines()[-1]) / 1024
-            full = osp.join(ROOT, wd)
-            ious = class_iou(full)
-            runs.append(dict(
-                variant=name, seed=seed, mIoU=ua.final_metrics(full)['mIoU'],
-                small_class_iou={c: ious.get(c) for c in SMALL_CLASSES},
-                s_per_iter=mean_iter_time(full), peak_rss_mb=round(peak_mb),
-                train_s=round(time.time() - t0, 1)))
+            runs.append(run_record(name, seed, osp.join(ROOT, wd),
+                                   peak_rss_mb=round(peak_mb),
+                                   train_s=round(time.time() - t0, 1)))
             print(runs[-1], flush=True)
     rows = []
     for name in VARIANTS:

@@ -16,7 +16,7 @@ DEMO_POLY_END := $(shell expr $(DEMO_ITERS) + 1)
 DEMO_LR ?= 6e-4
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data test test-fast bench info list clean
+.PHONY: install demo demo-data test test-fast bench report info list clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+report: $(STAMP)
+	$(PY) bench/report.py
 
 info: $(STAMP)
 	$(PY) -m mmplugins.info

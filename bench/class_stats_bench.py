@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import write_results  # noqa: E402
 
 GOAL = 300.0  # maps/s, 2 processes
 
@@ -195,9 +197,6 @@ def main():
         default_nproc=cs.default_nproc(),
         date=time.strftime('%Y-%m-%d %H:%M:%S'))
     print(json.dumps(result, indent=2))
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'class_stats.json'), 'w') as f:
-        json.dump(result, f, indent=2)
     md = [
         '# Class statistics throughput', '',
         f'{n} label maps {args.height}x{args.width} ({source}, '
@@ -210,10 +209,9 @@ def main():
         f'Cache hit (fingerprint of {n} files + load): '
         f'{result["cache_hit_s"] * 1000:.1f} ms.', '',
         f'Goal >= {GOAL:.0f} maps/s with 2 processes: '
-        f'{"met" if result["goal_met"] else "NOT met"}.', ''
+        f'{"met" if result["goal_met"] else "NOT met"}.'
     ]
-    with open(osp.join(args.out_dir, 'class_stats.md'), 'w') as f:
-        f.write('\n'.join(md))
+    write_results('class_stats', result, md, args.out_dir)
 
 
 if __name__ == '__main__':

@@ -21,7 +21,6 @@ Example::
     taskset -c 0 python bench/diet_sampler_bench.py   # one core
 """
 import argparse
-import json
 import os
 import os.path as osp
 import platform
@@ -32,6 +31,8 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import write_results  # noqa: E402
 
 GOAL_S = 1.0
 RULES = [
@@ -148,17 +149,13 @@ def main(argv=None):
           f'{args.world_size}')
     print(f'category table from {args.num_images:,} Python lists '
           f'(dataset side, once): {t_table:.3f} s')
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'diet_sampler.json'), 'w') as f:
-        json.dump(result, f, indent=2)
-    with open(osp.join(args.out_dir, 'diet_sampler.md'), 'w') as f:
-        f.write(
-            '| images | instances | diet subset | index build (s) | '
-            'epoch draw (ms) | table from lists (s) |\n'
-            '|---:|---:|---:|---:|---:|---:|\n'
-            f'| {args.num_images:,} | {len(info.cat_ids):,} | '
-            f'{len(sel.indices):,} | {t_index:.3f} | {t_draw * 1000:.1f} | '
-            f'{t_table:.3f} |\n\n`{result["command"]}`\n')
+    write_results('diet_sampler', result, [
+        '| images | instances | diet subset | index build (s) | '
+        'epoch draw (ms) | table from lists (s) |',
+        '|---:|---:|---:|---:|---:|---:|',
+        f'| {args.num_images:,} | {len(info.cat_ids):,} | '
+        f'{len(sel.indices):,} | {t_index:.3f} | {t_draw * 1000:.1f} | '
+        f'{t_table:.3f} |', '', f'`{result["command"]}`'], args.out_dir)
     return result
 
 

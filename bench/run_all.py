@@ -25,7 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _common import RESULTS, ROOT, machine_info, md_table  # noqa: E402
+from _common import (RESULTS, ROOT, machine_info, md_table,  # noqa: E402
+                     provenance)
 
 
 def suite(device, quick=False):
@@ -42,7 +43,8 @@ def suite(device, quick=False):
                ['--batch-size', '1', '--reps', '2', '--threads', '1',
                 '--line-budget-s',
                 '60' if quick else '150', '--budget-s', '360',
-                '--ddp-steps', '2'])
+                '--ddp-steps', '5' if quick else '20', '--ddp-warmup',
+                '2', '--ddp-total-threads', '2'])
     if quick:
         scaling += ['--backbones', 'b0', 'b2', '--crops', '256']
     slide = ['--repeats', '3', '--batch-sizes', '4', '0']
@@ -185,7 +187,10 @@ def figures(res, device_label):
                 '5. DDP 2-process / 1-process throughput',
                 f'{d["throughput_ratio"]:.2f}x', 'report', '-',
                 f'{d["one_process"]["samples_per_s"]:.3f} vs '
-                f'{d["two_processes"]["samples_per_s"]:.3f} samples/s, '
+                f'{d["two_processes"]["samples_per_s"]:.3f} samples/s over '
+                f'{d["two_processes"].get("timed_steps", "?")} timed steps,'
+                f' 1x{d["one_process"]["threads_per_process"]} vs '
+                f'2x{d["two_processes"]["threads_per_process"]} threads, '
                 f'gloo, weights in sync: '
                 f'{d["two_processes"]["weights_in_sync"]}'])
     return rows
@@ -272,7 +277,9 @@ def main(argv=None):
     machine = machine_info(args.device)
     rows = figures(results, machine['device'])
     summary = dict(total_s=round(total, 1), device=args.device, runs=runs,
-                   rows=rows, machine=machine, gpu_rows=gpu_rows())
+                   rows=rows, machine=machine, gpu_rows=gpu_rows(),
+                   summary_only=bool(args.summary_only),
+                   provenance=provenance())
     with open(osp.join(args.summary_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     header = ['figure', 'measured', 'goal', 'met', 'context']

@@ -13,10 +13,14 @@
 2. DDP throughput: the same UDA model wrapped in mmengine's
    ``MMSeparateDistributedDataParallel`` (as the configs' ``model_wrapper_cfg``
    does) with gloo, launched by ``torch.distributed.run`` with 1 and 2
-   processes of ``--ddp-threads`` (1) intra-op threads each; samples/s =
-   processes x batch / step time; figure = 2-process / 1-process
-   throughput, i.e. DDP's scaling efficiency (ideal 2x on >= 2 free
-   cores; the gap is the gloo gradient all-reduce and the barrier).
+   processes that share the same total number of intra-op threads
+   (``--ddp-total-threads``, 2: one process with 2 threads vs two
+   processes with 1 thread each), so the figure compares data parallelism
+   with intra-op parallelism on the same cores. Each run does
+   ``--ddp-warmup`` (2) untimed steps, then ``--ddp-steps`` (20) timed
+   steps, each between two barriers; samples/s = processes x batch x
+   timed steps / their summed time (the median step is reported too).
+   Figure = 2-process / 1-process throughput.
 
 Writes ``bench/results/scaling.{json,md}``.
 
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -93,6 +98,7 @@ def ddp_worker(args):
     import uda_step_bench as usb
     dist.init_process_group('gloo')
     rank, world = dist.get_rank(), dist.get_world_size()
+    torch.set_num_threads(args.ddp_threads_per_process)
     torch.manual_seed(0)
     model, _, crop = usb.build(args.ddp_backbone, None, None, 'cpu')
     wrapped = MMSeparateDistributedDataParallel(
@@ -103,23 +109,26 @@ def ddp_worker(args):
     ow = build_optim_wrapper(wrapped, cfg.optim_wrapper)
     batch = usb.uda_batch(args.batch_size, *crop, seed=rank)
     times = []
-    for i in range(args.ddp_steps + 1):
+    for i in range(args.ddp_warmup + args.ddp_steps):
         dist.barrier()
         start = time.perf_counter()
         wrapped.train_step(batch, ow)
         dist.barrier()
-        if i:  # the first step is the warm-up
+        if i >= args.ddp_warmup:
             times.append(time.perf_counter() - start)
     # identical weights on every rank after the steps = gradients synced
     w = next(model.student.parameters()).detach().clone()
     gathered = [torch.zeros_like(w) for _ in range(world)]
     dist.all_gather(gathered, w)
     if rank == 0:
-        times.sort()
-        step = times[len(times) // 2]
+        total = sum(times)
         print(json.dumps(dict(
-            world_size=world, step_s=round(step, 4),
-            samples_per_s=round(world * args.batch_size / step, 3),
+            world_size=world, warmup_steps=args.ddp_warmup,
+            timed_steps=len(times), timed_total_s=round(total, 4),
+            step_s=round(statistics.median(times), 4),
+            step_times_s=[round(t, 4) for t in times],
+            samples_per_s=round(
+                world * args.batch_size * len(times) / total, 3),
             weights_in_sync=all(torch.equal(g, gathered[0])
                                 for g in gathered),
             threads_per_process=torch.get_num_threads())))
@@ -127,14 +136,18 @@ def ddp_worker(args):
 
 
 def ddp_run(nproc, args):
-    """Launch ``nproc`` DDP processes; returns rank 0's JSON."""
-    # one intra-op thread per process by default: the figure is DDP's
-    # scaling efficiency (ideal 2x), and on a shared CPU a multi-threaded
-    # single process collapses under oversubscription
-    threads = args.ddp_threads or max(1, (os.cpu_count() or 2) // nproc)
+    """Launch ``nproc`` DDP processes; returns rank 0's JSON.
+
+    Every process gets ``args.ddp_total_threads // nproc`` intra-op threads
+    (OMP_NUM_THREADS and ``torch.set_num_threads``), so 1 and 2 processes
+    use the same total.
+    """
+    threads = args.ddp_total_threads // nproc
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc_per_node={nproc}', osp.abspath(__file__), '--ddp-worker',
-           '--ddp-steps', str(args.ddp_steps), '--batch-size',
+           '--ddp-steps', str(args.ddp_steps), '--ddp-warmup',
+           str(args.ddp_warmup), '--ddp-threads-per-process', str(threads),
+           '--batch-size',
            str(args.batch_size), '--ddp-backbone', args.ddp_backbone]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
@@ -160,18 +173,37 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--no-ddp', action='store_true')
-    parser.add_argument('--ddp-steps', type=int, default=3)
+    parser.add_argument('--ddp-steps', type=int, default=20,
+                        help='timed DDP steps per run (after the warm-up)')
+    parser.add_argument('--ddp-warmup', type=int, default=2,
+                        help='untimed DDP steps first')
     parser.add_argument('--ddp-backbone', default='b0')
-    parser.add_argument('--ddp-threads', type=int, default=1,
-                        help='intra-op threads per DDP process; 0 = split '
-                        'the cores between the processes')
+    parser.add_argument('--ddp-total-threads', type=int, default=2,
+                        help='intra-op threads of all DDP processes together'
+                        ' (even: 1 process gets them all, 2 processes half '
+                        'each)')
+    parser.add_argument('--ddp-threads-per-process', type=int, default=1,
+                        help=argparse.SUPPRESS)
     parser.add_argument('--ddp-timeout', type=float, default=600)
     parser.add_argument('--quick', action='store_true',
-                        help='b0/b2 at 256, 1 rep, 2 DDP steps')
+                        help='b0/b2 at 256, 1 rep, 5 DDP steps')
     parser.add_argument('--ddp-worker', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--out-dir', default=None)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_ddp_args(args)
+    return args
+
+
+def check_ddp_args(args):
+    """Refuse DDP settings that cannot give the documented comparison."""
+    if args.ddp_steps < 1 or args.ddp_warmup < 0:
+        raise ValueError(f'--ddp-steps must be >= 1 and --ddp-warmup >= 0, '
+                         f'got {args.ddp_steps} and {args.ddp_warmup}')
+    if args.ddp_total_threads < 2 or args.ddp_total_threads % 2:
+        raise ValueError('--ddp-total-threads must be an even number >= 2 '
+                         '(1 process gets them all, 2 processes half each),'
+                         f' got {args.ddp_total_threads}')
 
 
 def main(argv=None):
@@ -183,7 +215,7 @@ def main(argv=None):
     if args.quick:
         args.backbones, args.crops = args.backbones[:2], args.crops[:1]
         args.line_budget_s = min(args.line_budget_s, 60)
-        args.reps, args.ddp_steps = 1, 2
+        args.reps, args.ddp_steps = 1, 5
     torch.manual_seed(0)
     lines, skipped = [], []
     start = time.perf_counter()
@@ -214,6 +246,8 @@ def main(argv=None):
         ddp = dict(one_process=one, two_processes=two,
                    throughput_ratio=round(two['samples_per_s'] /
                                           one['samples_per_s'], 3),
+                   total_threads=args.ddp_total_threads,
+                   timed_steps=args.ddp_steps, warmup_steps=args.ddp_warmup,
                    backbone=f'MiT-{args.ddp_backbone.upper()}',
                    crop='config (128x256)', batch_per_process=args.batch_size)
 
@@ -241,10 +275,10 @@ def main(argv=None):
         md += ['', f'DDP ({ddp["backbone"]}, {ddp["crop"]}, batch '
                f'{args.batch_size}/process, gloo, '
                'MMSeparateDistributedDataParallel):', '']
-        md += md_table(['processes', 'threads/process', 'step (s)',
-                        'samples/s', 'weights in sync'],
+        md += md_table(['processes', 'threads/process', 'timed steps',
+                        'median step (s)', 'samples/s', 'weights in sync'],
                        [[d['world_size'], d['threads_per_process'],
-                         d['step_s'], d['samples_per_s'],
+                         d['timed_steps'], d['step_s'], d['samples_per_s'],
                          d['weights_in_sync']] for d in (one, two)])
         md += ['', f'**2-process / 1-process throughput = '
                f'{ddp["throughput_ratio"]:.2f}x** on '

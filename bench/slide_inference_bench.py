@@ -12,7 +12,6 @@ Example::
         --crop 128 --stride 85 --batch-sizes 4 8 0 --repeats 3
 """
 import argparse
-import json
 import os
 import os.path as osp
 import platform
@@ -24,6 +23,8 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import write_results  # noqa: E402
 
 import mmplugins  # noqa: E402,F401
 from mmengine.config import ConfigDict  # noqa: E402
@@ -135,9 +136,6 @@ def main():
         torch=torch.__version__, images=n, image_size=[h, w],
         crop_size=list(crop), stride=list(stride), crops=num_crops,
         repeats=args.repeats, sequential_s=round(seq_s, 4), batched=rows)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'slide_inference.json'), 'w') as f:
-        json.dump(result, f, indent=2)
     lines = [
         '# Slide inference: batched vs mmseg sequential', '',
         f"{result['model']}, {result['device']}"
@@ -152,9 +150,7 @@ def main():
         lines.append(f"| {row['batch_size']} | {seq_s:.4f} | "
                      f"{row['batched_s']:.4f} | {row['speedup']:.2f}x | "
                      f"{row['max_abs_diff']:.2e} |")
-    with open(osp.join(args.out_dir, 'slide_inference.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    write_results('slide_inference', result, lines, args.out_dir)
 
 
 if __name__ == '__main__':

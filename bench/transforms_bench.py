@@ -9,7 +9,6 @@ Example::
     python bench/transforms_bench.py --sizes 128x256 256x512 --samples 30
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
@@ -21,6 +20,8 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import write_results  # noqa: E402
 
 from mmplugins.datasets.transforms.dual_branch import DualBranchAug  # noqa
 from mmplugins.datasets.transforms.fisheye import (FisheyeDistortion,  # noqa
@@ -83,10 +84,6 @@ def main():
             rows.append(dict(transform=name, size=size,
                              ms_per_sample=round(
                                  statistics.median(times) * 1e3, 3)))
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'transforms.json'), 'w') as f:
-        json.dump(dict(samples=args.samples, cv2_threads=1, rows=rows), f,
-                  indent=2)
     lines = ['# Data-pipeline cost (median ms / sample, 1 cv2 thread)', '',
              '| transform | ' + ' | '.join(args.sizes) + ' |',
              '|---|' + '---|' * len(args.sizes)]
@@ -94,9 +91,8 @@ def main():
         cells = [f"{r['ms_per_sample']:.2f}" for r in rows
                  if r['transform'] == name]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    with open(osp.join(args.out_dir, 'transforms.md'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    write_results('transforms', dict(samples=args.samples, cv2_threads=1,
+                                     rows=rows), lines, args.out_dir)
 
 
 if __name__ == '__main__':

@@ -8,9 +8,11 @@ drawn with
 where ``f_c`` is the share of ``c`` among all labelled source pixels and
 ``T`` the temperature (``class_temp``; smaller = more weight on rare
 classes). Then an image holding at least ``min_pixels`` pixels of ``c`` is
-drawn uniformly, and its (random-cropping) pipeline is re-run up to
-``max_retries`` times until the crop holds more than
-``min_pixels * min_crop_ratio`` pixels of ``c``.
+drawn uniformly, and its random crop is re-drawn up to ``max_retries``
+times until the crop holds more than ``min_pixels * min_crop_ratio`` pixels
+of ``c`` (:meth:`RareClassSampler.draw_cropped`: only the crop is retried,
+see :mod:`mmplugins.datasets.crop_split`; :meth:`RareClassSampler.draw`:
+DAFormer's loop, which re-runs the whole pipeline).
 
 Choices (see ``docs/rare_class_sampling.md``):
 
@@ -282,6 +284,77 @@ class RareClassSampler:
         return sample, dict(
             rcs_class=cls, index=index, attempts=attempts,
             class_pixels=pixels)
+
+    def draw_cropped(self, load: Callable[[int], Optional[dict]],
+                     crop: Callable[[dict], Optional[dict]],
+                     finish: Callable[[dict], Optional[dict]],
+                     rng: np.random.Generator,
+                     fetch: Optional[Callable[[int], dict]] = None
+                     ) -> Tuple[dict, dict]:
+        """Like :meth:`draw`, but only the crop is retried.
+
+        The same acceptance rule as :meth:`draw` (the crop must hold
+        ``> min_pixels * min_crop_ratio`` pixels of the class, at most
+        ``max_retries`` re-crops, then the last crop is kept), tested on
+        the label map right after the crop; the transforms after the crop
+        then run once, on the kept crop. See
+        :mod:`mmplugins.datasets.crop_split`.
+
+        Args:
+            load (Callable[[int], dict]): Transforms before the crop, on an
+                index (decode, resize); run once.
+            crop (Callable[[dict], dict]): One random crop of the loaded
+                results, which it must not modify (each retry crops them
+                afresh).
+            finish (Callable[[dict], dict]): Transforms after the crop (flip,
+                photometric, ``DualBranchAug``, pack); run once.
+            rng (np.random.Generator): Draws the class and the image.
+            fetch (Callable[[int], dict], optional): Whole pipeline with the
+                dataset's refetch rule, used when a stage returns None (a
+                transform rejected the sample), as ``draw`` would have.
+
+        Returns:
+            tuple[dict, dict]: The sample and ``dict(rcs_class, index,
+            attempts, class_pixels, pipeline_runs)``; ``attempts`` counts
+            crops (1 .. ``max_retries + 1``), ``pipeline_runs`` runs of the
+            transforms after the crop (1).
+        """
+        cls = self.sample_class(rng)
+        index = self.sample_image(cls, rng)
+        info = dict(rcs_class=cls, index=index, attempts=0,
+                    class_pixels=None, pipeline_runs=0)
+
+        def rejected():
+            if fetch is None:
+                raise RuntimeError(
+                    f'rare class sampling: the source pipeline rejected '
+                    f'image {index} (a transform returned None)')
+            info['pipeline_runs'] += 1
+            return fetch(index), info
+
+        loaded = load(index)
+        if loaded is None:
+            return rejected()
+        cropped = crop(loaded)
+        info['attempts'] = 1
+        if cropped is None:
+            return rejected()
+        if self.min_crop_ratio > 0:
+            pixels = int((gt_sem_seg_of(cropped) == cls).sum())
+            while (pixels <= self.crop_threshold
+                   and info['attempts'] <= self.max_retries):
+                cropped = crop(loaded)
+                info['attempts'] += 1
+                if cropped is None:
+                    return rejected()
+                pixels = int((gt_sem_seg_of(cropped) == cls).sum())
+            info['class_pixels'] = pixels
+        del loaded  # the full-size arrays are not needed any more
+        sample = finish(cropped)
+        info['pipeline_runs'] = 1
+        if sample is None:
+            return rejected()
+        return sample, info
 
 
 __all__ = [

@@ -9,20 +9,24 @@ dict as is (``inputs``, ``data_samples``, maybe ``dist_inputs``,
 (:mod:`mmplugins.datasets.rare_class_sampling`) instead of by index.
 """
 import copy
+import logging
 from typing import Optional, Union
 
 import numpy as np
 import torch
 from mmengine.dist import get_rank
+from mmengine.logging import print_log
 
 from mmplugins.registry import register_module
 from .class_stats import ClassStats, compute_class_stats
+from .crop_split import CropSplitPipeline
 from .rare_class_sampling import RareClassSampler
 from .transforms.valid_pseudo_mask import (MARGINS_KEY, add_valid_pseudo_mask,
                                            check_pipeline)
 
 _RCS_KEYS = ('class_temp', 'min_pixels', 'min_crop_ratio', 'max_retries',
-             'stats_cache', 'nproc')
+             'retry', 'stats_cache', 'nproc')
+_RCS_RETRY = ('crop', 'pipeline')
 
 
 def _dataset_location(dataset) -> str:
@@ -63,6 +67,15 @@ class UDADataset:
               ``> min_pixels * min_crop_ratio`` pixels of c (absolute, as
               in DAFormer). 0 = no re-cropping. Default 0.5.
             - ``max_retries`` (int): re-crops at most. Default 10.
+            - ``retry`` (str): what a re-crop re-runs. ``'crop'`` (default):
+              the source pipeline is split at its random crop (mmseg
+              ``RandomCrop``): decode/resize run once, only the crop is
+              retried, the transforms after it (flip, ``DualBranchAug``,
+              pack) run once on the kept crop; a pipeline with no crop (or
+              several) falls back to ``'pipeline'``, logged once. See
+              :mod:`mmplugins.datasets.crop_split`. ``'pipeline'``:
+              DAFormer's loop, the whole pipeline per retry (the behaviour
+              before this key existed).
             - ``stats_cache`` (bool): cache the per-image class statistics
               next to the data (see :mod:`mmplugins.datasets.class_stats`).
               Default True.
@@ -126,6 +139,9 @@ class UDADataset:
         self.rcs_cfg = None if rare_class_sampling is None else \
             dict(rare_class_sampling)
         self.rcs: Optional[RareClassSampler] = None
+        #: the source pipeline split at its crop (None: whole-pipeline
+        #: retries)
+        self.rcs_split: Optional[CropSplitPipeline] = None
         if self.rcs_cfg is not None:
             unknown = set(self.rcs_cfg) - set(_RCS_KEYS)
             if unknown:
@@ -135,6 +151,11 @@ class UDADataset:
             stats = self.get_class_stats(
                 cache=self.rcs_cfg.get('stats_cache', True),
                 nproc=self.rcs_cfg.get('nproc'))
+            retry = self.rcs_cfg.get('retry', 'crop')
+            if retry not in _RCS_RETRY:
+                raise ValueError(
+                    f'rare_class_sampling.retry must be one of {_RCS_RETRY}, '
+                    f'but got retry={retry!r}')
             self.rcs = RareClassSampler(
                 stats.counts,
                 class_temp=self.rcs_cfg.get('class_temp', 0.01),
@@ -142,6 +163,15 @@ class UDADataset:
                 min_crop_ratio=self.rcs_cfg.get('min_crop_ratio', 0.5),
                 max_retries=self.rcs_cfg.get('max_retries', 10),
                 class_names=list(src_classes))
+            if retry == 'crop':
+                self.rcs_split = CropSplitPipeline.from_dataset(self.source)
+                if self.rcs_split is None:
+                    print_log(
+                        'rare class sampling: the source pipeline has no '
+                        'single random crop (mmseg RandomCrop) to retry '
+                        'alone, or the dataset overrides prepare_data: '
+                        're-crops re-run the whole pipeline',
+                        logger='current', level=logging.WARNING)
 
     @staticmethod
     def _build(cfg, name):
@@ -244,7 +274,10 @@ class UDADataset:
                              f'{len(self)} source items')
         idx = int(idx) % len(self)
         rng = self._rng(idx)
-        if self.rcs is not None:
+        if self.rcs is not None and self.rcs_split is not None:
+            sample, self.last_rcs = self.rcs.draw_cropped(
+                *self.rcs_split.stages(), rng, fetch=self.source.__getitem__)
+        elif self.rcs is not None:
             sample, self.last_rcs = self.rcs.draw(self.source.__getitem__,
                                                   rng)
         else:

@@ -265,3 +265,38 @@ def set_threads(threads: Optional[int]) -> None:
     if threads:
         import torch
         torch.set_num_threads(threads)
+
+
+def check_seeds(seeds: Sequence[int], prog: str) -> List[int]:
+    """``--seeds`` of a multi-seed bench: at least one, none repeated.
+
+    Raises ``SystemExit`` naming ``prog`` and the offending seeds (the
+    message argparse users expect); returns the seeds as a list, in the
+    order given."""
+    seeds = list(seeds or [])
+    if not seeds:
+        raise SystemExit(f'{prog}: --seeds needs at least one seed')
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise SystemExit(f'{prog}: --seeds repeats {dup}; each seed is one '
+                         'run (its own work dir), give each once')
+    return seeds
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    """``dict(values, mean, std)`` of per-seed values; ``std`` is the sample
+    standard deviation (n - 1), None for a single value."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError('mean_std needs at least one value')
+    return dict(values=values, mean=statistics.mean(values),
+                std=statistics.stdev(values) if len(values) > 1 else None)
+
+
+def fmt_pm(stat: dict, digits: int = 2, signed: bool = False) -> str:
+    """'mean ± std' of a :func:`mean_std` dict (just the mean for one)."""
+    sign = '+' if signed else ''
+    text = f'{stat["mean"]:{sign}.{digits}f}'
+    if stat.get('std') is not None:
+        text += f' ± {stat["std"]:.{digits}f}'
+    return text

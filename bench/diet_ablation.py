@@ -18,15 +18,28 @@ with ``infinite=True``), with a warmup + cosine schedule over their own
 iterations. Evaluation: COCO AP (0.5:0.95) and AP50 per class on the
 validation split.
 
-Writes ``bench/results/diet_ablation.{json,md}``; ``--update-docs`` also
-replaces the results table in ``docs/diet.md``.
+Seeds: ``--seeds 0 1 2`` runs the whole comparison once per seed; seed S
+generates its own demo data (``make_driver_demo(seed=S)``) and trains both
+arms with ``randomness.seed=S``, in its own work dir
+``<work-dir>/seed<S>/`` (data, arms, predictions), so seeds never overwrite
+each other. An empty or repeated ``--seeds`` is refused.
 
-Example (about 10 min on 2 free cores)::
+Writes ONE file ``<out-dir>/diet_ablation.{json,md}`` (``bench/results``,
+with the provenance block of ``bench/_common.write_results``): ``per_seed``
+(one full per-class result per seed, as a single-seed run gives), and
+``summary``: per arm and class the AP / AP50 per seed with mean ± std
+(sample std, in AP points x100), and the per-seed differences
+``diet_ft - full`` and ``ensemble - full`` of the mean AP with their mean ±
+std. ``--update-docs`` also replaces the results table in ``docs/diet.md``.
 
-    python bench/diet_ablation.py --update-docs
+Example (about 10 min per seed on 2 free cores; ~25 min on a shared one)::
+
+    python bench/diet_ablation.py --iters 300 --stage1-iters 150 \
+        --ensemble --seeds 0 1 2 --update-docs
     python bench/diet_ablation.py --iters 60 --stage1-iters 30   # smoke
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -38,6 +51,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import check_seeds, fmt_pm, mean_std, write_results  # noqa
 
 CONFIGS = dict(
     full=osp.join(ROOT, 'configs/diet_det/rtmdet_tiny_full_data.py'),
@@ -62,7 +77,11 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--workers', type=int, default=1,
                    help='dataloader workers')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seeds', type=int, nargs='*', default=[0],
+                   help='one run of both arms per seed (e.g. --seeds 0 1 2)'
+                   '; the table gives per-seed values and mean ± std')
+    p.add_argument('--seed', type=int, default=None,
+                   help='one seed (same as --seeds N)')
     p.add_argument('--img-size', type=int, default=192,
                    help='demo image side and network input (configs: 192)')
     p.add_argument('--widen-factor', type=float, default=0.375,
@@ -81,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument('--update-docs', action='store_true',
                    help='write the table into docs/diet.md')
     args = p.parse_args(argv)
+    args.seeds = check_seeds(
+        [args.seed] if args.seed is not None else args.seeds,
+        'diet_ablation')
     if args.stage1_iters is None:
         args.stage1_iters = args.iters // 2
     if not 0 < args.stage1_iters < args.iters:
@@ -254,8 +276,58 @@ def to_markdown(res):
         f'{s["img_size"]}², RTMDet widen_factor {s["widen_factor"]}. Train '
         f'time: full {res["train_s"]["full"]} s, diet_ft '
         f'{res["train_s"]["diet_ft"]} s on {s["machine"]}.')
+    if res.get('command'):  # single-seed files written before --seeds
+        lines += ['', f'`{res["command"]}`']
+    return '\n'.join(lines) + '\n'
+
+
+def seed_work_dir(work_dir, seed):
+    """Work dir of one seed: ``<work_dir>/seed<S>`` (data, arms, preds)."""
+    return osp.join(work_dir, f'seed{seed}')
+
+
+ARMS = ('full', 'diet_ft', 'ensemble')
+
+
+def summarise(per_seed):
+    """Aggregate single-seed results (``per_seed``, each a dict with
+    ``setup.seed``, ``classes`` and ``ap[arm][class] = dict(ap, ap50)`` as
+    fractions) into ``dict(seeds, ap, delta)``:
+
+    * ``ap[arm][class]`` = ``dict(ap=mean_std, ap50=mean_std)`` in AP points
+      (x100), values in seed order, for every arm present in all seeds;
+    * ``delta['diet_ft - full']`` (and ``'ensemble - full'``) =
+      :func:`mean_std` of the per-seed differences of the mean AP (points).
+    """
+    if not per_seed:
+        raise ValueError("summarise needs at least one seed's result")
+    per_seed = sorted(per_seed, key=lambda r: r['setup']['seed'])
+    classes = per_seed[0]['classes'] + ['mean']
+    arms = [a for a in ARMS if all(a in r['ap'] for r in per_seed)]
+    ap = {a: {c: {k: mean_std([100 * r['ap'][a][c][k] for r in per_seed])
+                  for k in ('ap', 'ap50')} for c in classes}
+          for a in arms}
+    delta = {f'{a} - full': mean_std(
+        [100 * (r['ap'][a]['mean']['ap'] - r['ap']['full']['mean']['ap'])
+         for r in per_seed]) for a in arms if a != 'full'}
+    return dict(seeds=[r['setup']['seed'] for r in per_seed], arms=arms,
+                ap=ap, delta=delta)
+
+
+def summary_markdown(summary):
+    """Mean ± std table of :func:`summarise` (AP per class and arm), then
+    the per-seed mean-AP differences."""
+    arms = summary['arms']
+    lines = ['| class | ' + ' | '.join(f'{a} AP' for a in arms) + ' |',
+             '|' + '---|' * (1 + len(arms))]
+    for c, _ in summary['ap'][arms[0]].items():
+        lines.append(f'| {c} | ' + ' | '.join(
+            fmt_pm(summary['ap'][a][c]['ap'], 1) for a in arms) + ' |')
     lines.append('')
-    lines.append(f'`{res["command"]}`')
+    for name, d in summary['delta'].items():
+        lines.append(f'- mean AP {name}: {fmt_pm(d, 1, signed=True)} '
+                     '(per seed ' + ', '.join(f'{v:+.1f}' for v in d['values'])
+                     + ')')
     return '\n'.join(lines) + '\n'
 
 
@@ -281,11 +353,45 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     import mmplugins  # noqa: F401
     from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    t_all = time.perf_counter()
+    per_seed = []
+    for seed in args.seeds:
+        sargs = copy.copy(args)
+        sargs.seed = seed
+        sargs.work_dir = seed_work_dir(args.work_dir, seed)
+        res = run_seed(sargs)
+        if res is not None:
+            per_seed.append(res)
+    if len(per_seed) < len(args.seeds):
+        print(f'trained {args.arms}; the table needs both arms of every seed'
+              f' {args.seeds} under {args.work_dir}')
+        return None
+    summary = summarise(per_seed)
+    command = _command(argv)
+    md = (f'Mean ± std over seeds {summary["seeds"]} (AP 0.5:0.95, '
+          'points):\n\n' + summary_markdown(summary) + ''.join(
+              f'\nSeed {r["setup"]["seed"]}:\n\n' + to_markdown(r)
+              for r in per_seed))
+    md += f'\n`{command}`\n'
+    result = dict(seeds=args.seeds, per_seed=per_seed, summary=summary,
+                  total_s=round(time.perf_counter() - t_all, 1),
+                  command=command)
+    write_results('diet_ablation', result,
+                  ['# Diet -> fine-tune vs full data', '', md.rstrip('\n')],
+                  args.out_dir)
+    if args.update_docs:
+        update_docs(md)
+    return result
 
+
+def run_seed(args):
+    """Both arms (and the ensemble) of one seed (``args.seed``) in
+    ``args.work_dir``; the single-seed result dict, or None while an arm
+    is missing (``--arms`` split over processes)."""
     from mmplugins.datasets.demo.driver_demo import (DRIVER_CLASSES,
                                                      make_driver_demo)
     os.makedirs(args.work_dir, exist_ok=True)
-    register_all_modules(init_default_scope=False)
 
     data_root = osp.join(args.work_dir, 'data') + osp.sep
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
@@ -324,9 +430,7 @@ def main(argv=None):
         if osp.isfile(path):
             results[arm] = json.load(open(path))
     if len(results) < 2:
-        print(f'trained {args.arms}; the table needs both arms in '
-              f'{args.work_dir}')
-        return results
+        return None
     if results['full']['images_seen'] != results['diet_ft']['images_seen']:
         raise RuntimeError('arms saw different numbers of images: '
                            f'{results}')
@@ -356,17 +460,8 @@ def main(argv=None):
                    batch_size=args.batch_size, epoch_parts=args.epoch_parts,
                    num_train=args.num_train, num_val=args.num_val,
                    img_size=args.img_size, widen_factor=args.widen_factor,
-                   seed=args.seed, machine=machine),
-        command=_command(argv))
-    md = to_markdown(res)
-    print(md)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, 'diet_ablation.json'), 'w') as f:
-        json.dump(res, f, indent=2)
-    with open(osp.join(args.out_dir, 'diet_ablation.md'), 'w') as f:
-        f.write(md)
-    if args.update_docs:
-        update_docs(md)
+                   seed=args.seed, threads=args.threads,
+                   workers=args.workers, machine=machine))
     return res
 
 

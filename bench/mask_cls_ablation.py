@@ -3,14 +3,24 @@ and without the class-balanced sampler, on the synthetic mask demo data.
 
 Every run is the stock ``tools/train.py`` on a config of ``configs/mask_cls``
 (same backbone, schedule, fold and seed; only the head / sampler differ),
-validated once at the end on the held-out persons of fold 0. Results go to
-``bench/results/mask_cls_ablation.{json,md}`` and the table between the
-``<!-- mask_cls_ablation -->`` markers of ``docs/classification.md``.
+validated once at the end on the held-out persons of fold 0.
 
-Regenerate (four runs of 318 iterations; ~45 min measured on 2 CPU cores
-shared with four other jobs, a few minutes on idle cores)::
+``--seeds 0 1 2`` repeats the four runs with every training seed (the data
+stays the one generated with seed 0) and writes ONE file: a row per run
+(head, sampler, seed, metrics) and, per head/sampler, each metric's
+per-seed values with mean ± std (sample std). Every run trains in its own
+work dir ``<work-dir>/seed<S>/<config name>``, so seeds never overwrite
+each other. An empty or repeated ``--seeds`` is refused.
 
-    OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py
+Results go to ``<out-dir>/mask_cls_ablation.{json,md}`` (``bench/results``;
+the JSON carries the provenance block of ``bench/_common.write_results``)
+and the table between the ``<!-- mask_cls_ablation -->`` markers of
+``docs/classification.md`` (unless ``--no-docs``).
+
+Regenerate (four runs of 318 iterations per seed; ~45 min per seed measured
+on 2 CPU cores shared with four other jobs, a few minutes on idle cores)::
+
+    OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py --seeds 0 1 2
 """
 import argparse
 import glob
@@ -24,6 +34,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import check_seeds, fmt_pm, mean_std, write_results  # noqa
 
 RUNS = (
     ('18-way LinearClsHead', 'DefaultSampler',
@@ -39,7 +51,7 @@ KEYS = ('joint_f1', 'joint_acc', 'mask_f1', 'gender_f1', 'age_f1')
 MARK = '<!-- mask_cls_ablation -->'
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default=osp.join(ROOT, 'data', 'mask_bench'),
                    help='demo data folder (generated when missing)')
@@ -48,14 +60,47 @@ def parse_args():
     p.add_argument('--img-size', type=int, default=32,
                    help='training/validation resize (the configs use 64; '
                    '32 keeps the four runs within minutes on 2 cores)')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seeds', type=int, nargs='*', default=[0],
+                   help='training seeds, one run of every head/sampler each'
+                   ' (e.g. --seeds 0 1 2); the table gives mean ± std')
+    p.add_argument('--seed', type=int, default=None,
+                   help='one seed (same as --seeds N)')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
                                                   'mask_cls_ablation'))
-    p.add_argument('--out', default=osp.join(ROOT, 'bench', 'results',
-                                             'mask_cls_ablation'))
+    p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
     p.add_argument('--no-docs', action='store_true',
                    help='do not update docs/classification.md')
-    return p.parse_args()
+    args = p.parse_args(argv)
+    args.seeds = check_seeds(
+        [args.seed] if args.seed is not None else args.seeds,
+        'mask_cls_ablation')
+    return args
+
+
+def run_dir(work_dir, seed, config):
+    """Work dir of one run: ``<work_dir>/seed<S>/<config name>``."""
+    return osp.join(work_dir, f'seed{seed}',
+                    osp.splitext(osp.basename(config))[0])
+
+
+def summarise(runs):
+    """Per (head, sampler), in ``RUNS`` order: the seeds and, for every
+    metric of ``KEYS``, :func:`mean_std` of its per-seed values (seed
+    order). Runs without a ``seed`` key count as seed 0."""
+    out = []
+    for head, sampler, config in RUNS:
+        rows = sorted((r for r in runs
+                       if (r['head'], r['sampler']) == (head, sampler)),
+                      key=lambda r: r.get('seed', 0))
+        if not rows:
+            continue
+        out.append(dict(
+            head=head, sampler=sampler, config=config,
+            seeds=[r.get('seed', 0) for r in rows],
+            metrics={k: mean_std([r['metrics'][k] for r in rows])
+                     for k in KEYS},
+            wall_s=mean_std([r['wall_s'] for r in rows])))
+    return out
 
 
 def train(config, data, epochs, seed, work_dir, img_size):
@@ -90,16 +135,18 @@ def train(config, data, epochs, seed, work_dir, img_size):
 
 def to_markdown(result):
     lines = [
-        '| head | sampler | joint macro-F1 | joint acc | mask F1 | '
-        'gender F1 | age F1 | train+val wall (s) |',
-        '|---|---|---:|---:|---:|---:|---:|---:|',
+        '| head | sampler | joint macro-F1 | per seed | joint acc | '
+        'mask F1 | gender F1 | age F1 | train+val wall (s) |',
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|',
     ]
-    for r in result['runs']:
+    for r in result['summary']:
         m = r['metrics']
-        lines.append(f"| {r['head']} | {r['sampler']} | {m['joint_f1']:.2f} "
-                     f"| {m['joint_acc']:.2f} | {m['mask_f1']:.2f} | "
-                     f"{m['gender_f1']:.2f} | {m['age_f1']:.2f} | "
-                     f"{r['wall_s']:.0f} |")
+        lines.append(
+            f"| {r['head']} | {r['sampler']} | {fmt_pm(m['joint_f1'])} | "
+            + ' / '.join(f'{v:.2f}' for v in m['joint_f1']['values'])
+            + f" | {fmt_pm(m['joint_acc'])} | {fmt_pm(m['mask_f1'])} | "
+            f"{fmt_pm(m['gender_f1'])} | {fmt_pm(m['age_f1'])} | "
+            f"{r['wall_s']['mean']:.0f} |")
     s = result['setup']
     lines += [
         '',
@@ -108,7 +155,8 @@ def to_markdown(result):
         f"{s['data_seed']}), person-wise fold 0 of 5 "
         f"({s['train_images']} train / {s['val_images']} val images); "
         f"timm `mobilenetv3_small_050` from scratch, AdamW, {s['epochs']} "
-        f"epochs, batch 32, training seed {s['seed']}, one run per row. "
+        f"epochs, batch 32, training seeds {s['seeds']} (mean ± sample "
+        "std over seeds; per-seed joint macro-F1 in seed order). "
         f"Machine: {s['machine']}.",
         '',
         f"Regenerate: `{s['command']}`",
@@ -128,8 +176,8 @@ def update_docs(md):
     open(doc, 'w').write(f'{head}{MARK}\n{md}{MARK}{tail}')
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     from mmplugins.datasets.demo.mask_demo import make_mask_demo
     if not osp.isdir(osp.join(args.data, 'images')):
         make_mask_demo(args.data, num_persons=args.persons, eval_persons=0,
@@ -138,34 +186,36 @@ def main():
     n_train = len(MaskDataset(data_root=args.data, split='train'))
     n_val = len(MaskDataset(data_root=args.data, split='val'))
     runs = []
-    for head, sampler, config in RUNS:
-        name = osp.splitext(osp.basename(config))[0]
-        metrics, wall = train(config, args.data, args.epochs, args.seed,
-                              osp.join(args.work_dir, name), args.img_size)
-        runs.append(dict(head=head, sampler=sampler, config=config,
-                         metrics=metrics, wall_s=round(wall, 1)))
-        print(f'{head:24s} {sampler:22s} joint F1 {metrics["joint_f1"]:6.2f}'
-              f'  age F1 {metrics["age_f1"]:6.2f}  ({wall:.0f} s)',
-              flush=True)
+    for seed in args.seeds:
+        for head, sampler, config in RUNS:
+            metrics, wall = train(config, args.data, args.epochs, seed,
+                                  run_dir(args.work_dir, seed, config),
+                                  args.img_size)
+            runs.append(dict(head=head, sampler=sampler, config=config,
+                             seed=seed, metrics=metrics,
+                             wall_s=round(wall, 1)))
+            print(f'seed {seed} {head:24s} {sampler:22s} joint F1 '
+                  f'{metrics["joint_f1"]:6.2f}  age F1 '
+                  f'{metrics["age_f1"]:6.2f}  ({wall:.0f} s)', flush=True)
     result = dict(
         setup=dict(
-            persons=args.persons, data_seed=0, seed=args.seed,
+            persons=args.persons, data_seed=0, seeds=args.seeds,
             epochs=args.epochs, train_images=n_train, val_images=n_val,
             img_size=args.img_size,
             machine=f'{platform.machine()} CPU, {os.cpu_count()} cores '
             '(shared with other jobs: wall times are indicative)',
             omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
-            command='OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py'),
-        runs=runs)
-    os.makedirs(osp.dirname(args.out), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(result, f, indent=2)
+            command=f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
+            'python bench/mask_cls_ablation.py'
+            + ''.join(f' {a}' for a in (sys.argv[1:] if argv is None
+                                        else argv))),
+        runs=runs, summary=summarise(runs))
     md = to_markdown(result)
-    with open(args.out + '.md', 'w') as f:
-        f.write('# Mask classification ablation\n\n' + md)
+    write_results('mask_cls_ablation', result,
+                  ['# Mask classification ablation', '', md.rstrip('\n')],
+                  args.out_dir)
     if not args.no_docs:
         update_docs(md)
-    print(md)
 
 
 if __name__ == '__main__':

@@ -86,3 +86,55 @@ def test_hrda_bench_reads_per_class_iou_from_the_log(tmp_path):
     assert iou['Rider'] != iou['Rider']  # nan: class absent from val
     assert set(hrda_bench.SMALL_CLASSES) == {
         'Traffic Light', 'Traffic Sign', 'Person', 'Rider'}
+
+
+def test_warm_start_trained_once_per_seed_and_shared(tmp_path, monkeypatch):
+    """--warm-start N: the source-only variant of the same config for N
+    iterations, once per seed (cached by the resolved config's hash); every
+    variant's student is initialised from it."""
+    import json
+    import types
+
+    import uda_ablation
+    calls = []
+
+    def fake_train(cmd, cwd, check, stdout):
+        calls.append(cmd)
+        wd = cmd[cmd.index('--work-dir') + 1]
+        run = osp.join(wd, '20260101_000000', 'vis_data')
+        import os
+        os.makedirs(run, exist_ok=True)
+        open(osp.join(wd, 'iter_3.pth'), 'wb').close()
+        with open(osp.join(run, 'scalars.json'), 'w') as f:
+            f.write(json.dumps(dict(mIoU=12.5, step=3)) + '\n')
+
+    monkeypatch.setattr(uda_ablation.subprocess, 'run', fake_train)
+    args = types.SimpleNamespace(warm_start=3, lr=6e-4, cfg_options=[],
+                                 config='configs/mic_dual_aug.py',
+                                 work_dir=str(tmp_path))
+    first = uda_ablation.warm_start(args, seed=0)
+    assert len(calls) == 1 and first['mIoU'] == 12.5
+    opts = calls[0][calls[0].index('--cfg-options') + 1:]
+    # the source-only variant, this seed, the warm-start length
+    assert set(uda_ablation.VARIANTS['source_only']) <= set(opts)
+    assert {'randomness.seed=0', 'train_cfg.max_iters=3'} <= set(opts)
+    assert first['checkpoint'] == osp.join(str(tmp_path), 'seed0',
+                                           'warm_start', 'iter_3.pth')
+    # the same seed and config: reused, not retrained
+    assert uda_ablation.warm_start(args, seed=0) == first
+    assert len(calls) == 1
+    # another seed is another warm start
+    uda_ablation.warm_start(args, seed=1)
+    assert len(calls) == 2
+    # a changed option retrains
+    args.cfg_options = ['model.pseudo_threshold=0.9']
+    uda_ablation.warm_start(args, seed=0)
+    assert len(calls) == 3
+    # the variants' student init
+    from mmplugins.utils.warm_start import student_init_options
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mic_dual_aug.py'))
+    cfg.merge_from_dict(_opts(student_init_options(first['checkpoint'])))
+    assert cfg.model.segmentor.init_cfg == dict(
+        type='Pretrained', checkpoint=first['checkpoint'], prefix='student.')
+    with pytest.raises(SystemExit, match='--warm-start must be >= 0'):
+        uda_ablation.main(['--warm-start', '-1'])

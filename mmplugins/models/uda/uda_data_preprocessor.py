@@ -1,13 +1,16 @@
 """Data preprocessor for (source, distortion view, target) UDA batches."""
 from contextlib import contextmanager
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.structures import SegDataSample
 
 from mmplugins.registry import register_module
+from .batch_dual_branch_aug import BatchDualBranchAug
+from .device_aug import build_device_aug
 
 #: key prefixes of the groups in a UDA batch (see docs/uda.md)
 UDA_GROUPS = ('', 'dist_', 'target_')
@@ -38,6 +41,15 @@ class UDADataPreProcessor(SegDataPreProcessor):
             ``std``.
         test_domain (str): Statistics used for val/test batches, ``'target'``
             (default: we evaluate on the target camera) or ``'source'``.
+        device_aug (list[dict], optional): Source-pipeline transforms moved
+            to the training device, as written in the pipeline (e.g.
+            ``[dict(type='DualBranchAug', ...)]``; supported types and
+            errors: :mod:`mmplugins.models.uda.device_aug`). They run on
+            training UDA batches, before normalisation, in list order:
+            ``FisheyeDistortion`` warps the source images and labels,
+            ``DualBranchAug`` adds ``dist_inputs`` / ``dist_data_samples``
+            exactly as the CPU pipeline would pack them. None (default):
+            everything stays in the dataloader (bit-identical to before).
         **kwargs: All arguments of mmseg's ``SegDataPreProcessor``.
     """
 
@@ -45,8 +57,11 @@ class UDADataPreProcessor(SegDataPreProcessor):
                  target_mean: Optional[Sequence[float]] = None,
                  target_std: Optional[Sequence[float]] = None,
                  test_domain: str = 'target',
+                 device_aug: Optional[Sequence[dict]] = None,
                  **kwargs):
         super().__init__(**kwargs)
+        self.device_aug: List[object] = [] if device_aug is None else \
+            build_device_aug(device_aug)
         if (target_mean is None) != (target_std is None):
             raise ValueError('UDADataPreProcessor: give both target_mean and '
                              f'target_std or neither, got {target_mean} / '
@@ -91,6 +106,8 @@ class UDADataPreProcessor(SegDataPreProcessor):
         if 'target_inputs' not in data:
             with self._use_domain(self.test_domain):
                 return super().forward(data, training)
+        if training and self.device_aug:
+            data = self._augment_on_device(dict(data))
         out: Dict[str, Any] = {}
         for prefix in UDA_GROUPS:
             if prefix + 'inputs' not in data:
@@ -108,6 +125,62 @@ class UDADataPreProcessor(SegDataPreProcessor):
                 if mask is not None:
                     out['target_valid_pseudo_mask'] = mask
         return out
+
+    def _augment_on_device(self, data: dict) -> dict:
+        """Run ``device_aug`` on the source group of a training batch."""
+        inputs, samples = data['inputs'], data['data_samples']
+        shapes = {tuple(x.shape) for x in inputs}
+        if len(shapes) != 1:
+            raise ValueError(
+                'UDADataPreProcessor.device_aug needs equal-size source '
+                f'crops in a batch, but got image shapes {sorted(shapes)}')
+        imgs = torch.stack(list(inputs)).to(self.device).float()
+        segs = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(
+            self.device)
+        for aug in self.device_aug:
+            if not isinstance(aug, BatchDualBranchAug):
+                imgs, segs = aug(imgs, segs)
+                for s, seg in zip(samples, segs):
+                    s.gt_sem_seg = PixelData(data=seg[None])
+                continue
+            if 'dist_inputs' in data:
+                raise ValueError(
+                    'UDADataPreProcessor.device_aug has DualBranchAug, but '
+                    'the batch already holds dist_inputs: remove '
+                    'DualBranchAug from the CPU source pipeline (or from '
+                    'device_aug)')
+            ellipse, background = self._backgrounds(aug, samples)
+            dist_img, dist_seg = aug(imgs, segs, ellipse, background)
+            data['dist_inputs'] = list(dist_img)
+            dist_samples = []
+            for s, seg in zip(samples, dist_seg):
+                d = SegDataSample(metainfo=s.metainfo)
+                d.gt_sem_seg = PixelData(data=seg[None])
+                dist_samples.append(d)
+            data['dist_data_samples'] = dist_samples
+            for s in samples:  # consumed: the segmentor gets what it got
+                if 'dist_background' in s:
+                    del s.dist_background
+        data['inputs'] = list(imgs)
+        return data
+
+    @staticmethod
+    def _backgrounds(aug: BatchDualBranchAug, samples):
+        """The CPU's ellipse coins and backgrounds (DualBranchBackground),
+        or (None, None) when the device draws the coin itself."""
+        if not aug.background_from_cpu:
+            return None, None
+        if not all('dist_ellipse' in s.metainfo for s in samples):
+            raise ValueError(
+                'device DualBranchAug with target_img_dir: the source '
+                "samples carry no 'dist_ellipse'; add dict(type="
+                "'DualBranchBackground', target_img_dir=..., ellipse_prob=...)"
+                ' to the source pipeline where DualBranchAug was')
+        ellipse = torch.tensor([bool(s.metainfo['dist_ellipse'])
+                                for s in samples])
+        background = [s.dist_background.data if 'dist_background' in s
+                      else None for s in samples]
+        return ellipse, background
 
     @staticmethod
     def _valid_pseudo_mask(samples, size) -> Optional[torch.Tensor]:

@@ -193,6 +193,14 @@ def figures(res, device_label):
                 f'2x{d["two_processes"]["threads_per_process"]} threads, '
                 f'gloo, weights in sync: '
                 f'{d["two_processes"]["weights_in_sync"]}'])
+            if d.get('scaling_efficiency'):
+                one_1t = d['one_process_same_threads_per_process']
+                rows.append([
+                    '5. DDP 2 processes / 1 process, 1 thread each',
+                    f'{d["scaling_efficiency"]:.2f}x', 'report', '-',
+                    f'{one_1t["samples_per_s"]:.3f} vs '
+                    f'{d["two_processes"]["samples_per_s"]:.3f} samples/s '
+                    '(scaling efficiency, ideal 2x)'])
     return rows
 
 

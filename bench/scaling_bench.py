@@ -20,7 +20,12 @@
    ``--ddp-warmup`` (2) untimed steps, then ``--ddp-steps`` (20) timed
    steps, each between two barriers; samples/s = processes x batch x
    timed steps / their summed time (the median step is reported too).
-   Figure = 2-process / 1-process throughput.
+   Figure = 2-process / 1-process throughput at the same total threads.
+   A third run, 1 process with 1 thread, gives DDP's scaling efficiency
+   (2 x 1 thread vs 1 x 1 thread, ideal 2x): on a CPU shared with other
+   jobs a multi-threaded single process can collapse under
+   oversubscription, which the first figure then shows and this one does
+   not.
 
 Writes ``bench/results/scaling.{json,md}``.
 
@@ -135,14 +140,14 @@ def ddp_worker(args):
     dist.destroy_process_group()
 
 
-def ddp_run(nproc, args):
+def ddp_run(nproc, args, threads=None):
     """Launch ``nproc`` DDP processes; returns rank 0's JSON.
 
-    Every process gets ``args.ddp_total_threads // nproc`` intra-op threads
-    (OMP_NUM_THREADS and ``torch.set_num_threads``), so 1 and 2 processes
-    use the same total.
+    Every process gets ``threads`` intra-op threads (OMP_NUM_THREADS and
+    ``torch.set_num_threads``); by default ``args.ddp_total_threads //
+    nproc``, so 1 and 2 processes use the same total.
     """
-    threads = args.ddp_total_threads // nproc
+    threads = threads or args.ddp_total_threads // nproc
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
            f'--nproc_per_node={nproc}', osp.abspath(__file__), '--ddp-worker',
            '--ddp-steps', str(args.ddp_steps), '--ddp-warmup',
@@ -243,9 +248,13 @@ def main(argv=None):
     ddp = None
     if not args.no_ddp and not str(device).startswith('cuda'):
         one, two = ddp_run(1, args), ddp_run(2, args)
+        one_1t = ddp_run(1, args, threads=two['threads_per_process'])
         ddp = dict(one_process=one, two_processes=two,
+                   one_process_same_threads_per_process=one_1t,
                    throughput_ratio=round(two['samples_per_s'] /
                                           one['samples_per_s'], 3),
+                   scaling_efficiency=round(two['samples_per_s'] /
+                                            one_1t['samples_per_s'], 3),
                    total_threads=args.ddp_total_threads,
                    timed_steps=args.ddp_steps, warmup_steps=args.ddp_warmup,
                    backbone=f'MiT-{args.ddp_backbone.upper()}',
@@ -279,10 +288,14 @@ def main(argv=None):
                         'median step (s)', 'samples/s', 'weights in sync'],
                        [[d['world_size'], d['threads_per_process'],
                          d['timed_steps'], d['step_s'], d['samples_per_s'],
-                         d['weights_in_sync']] for d in (one, two)])
+                         d['weights_in_sync']] for d in (one, two, one_1t)])
         md += ['', f'**2-process / 1-process throughput = '
-               f'{ddp["throughput_ratio"]:.2f}x** on '
-               f'{result["machine"].get("usable_cores")} usable cores.']
+               f'{ddp["throughput_ratio"]:.2f}x** at the same total threads '
+               f'({args.ddp_total_threads}), '
+               f'{ddp["scaling_efficiency"]:.2f}x against 1 process with '
+               f'{one_1t["threads_per_process"]} thread, on '
+               f'{result["machine"].get("usable_cores")} usable cores (load '
+               f'{result["machine"].get("load_avg_1m")}).']
     write_results('scaling', result, md, args.out_dir)
     return result
 

@@ -16,7 +16,8 @@ checkpoints lost or made unusable + trained iterations that a resume could
 not reproduce bit for bit; must be 0 for every non-stock row), as expected
 (non-stock rows: recovered with nothing lost; stock rows: the failure the
 hooks prevent did happen).
-Writes ``bench/results/faults.json`` and ``.md``.
+Writes ``bench/results/faults.json`` (``rows`` and the ``provenance``
+block of ``bench/_common.write_results``) and ``.md``.
 """
 import argparse
 import json
@@ -34,6 +35,8 @@ sys.path.insert(0, osp.join(REPO, 'tests', 'reliability'))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 import _runs as runs  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import write_results  # noqa: E402
 
 EXACT = [dict(type='ExactResumeHook'), dict(type='NaNGuardHook')]
 
@@ -422,13 +425,12 @@ def main(argv=None):
               f'{"ok" if row["ok"] else "FAIL"}  {row["outcome"][:120]}',
               flush=True)
     md = to_markdown(rows)
-    print('\n' + md)
-    os.makedirs(args.out, exist_ok=True)
-    if not args.only:
-        with open(osp.join(args.out, 'faults.json'), 'w') as f:
-            json.dump(rows, f, indent=1)
-        with open(osp.join(args.out, 'faults.md'), 'w') as f:
-            f.write('# Fault injection (bench/faults.py)\n\n' + md + '\n')
+    if args.only:
+        print('\n' + md)
+    else:  # JSON = dict(rows=[...], provenance=...) (bench/_common.py)
+        write_results('faults', dict(rows=rows),
+                      ['# Fault injection (bench/faults.py)', '', md],
+                      args.out)
     if args.keep:
         print('work folders in', root)
     else:

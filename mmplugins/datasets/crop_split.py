@@ -21,9 +21,12 @@ the crop (flips, colour) do not change how many pixels of a class it holds.
 What differs is the order in which the global ``np.random`` is consumed, so
 a seeded run gives other (equally distributed) samples than before.
 
-A random transform before the crop (e.g. ``RandomResize``) is drawn once
-per item here, while whole-pipeline retries re-draw it each time; choose
-``rare_class_sampling.retry='pipeline'`` to keep that.
+A random transform before the crop (e.g. ``RandomResize``) would be drawn
+once per item here, while whole-pipeline retries (the reference) re-draw it
+each time, which changes which crops are accepted. So a pipeline with a
+transform before the crop that is not known to be deterministic
+(:data:`DETERMINISTIC_PRE_CROP`) is not split: its re-crops re-run the whole
+pipeline, as the reference does.
 """
 from typing import Any, Callable, Optional, Tuple
 
@@ -31,6 +34,15 @@ from typing import Any, Callable, Optional, Tuple
 #: isinstance, so subclasses count). mmseg's ``RandomCrop`` is added lazily
 #: by :func:`crop_types`; a project crop transform may be appended here.
 EXTRA_CROP_TYPES: list = []
+
+#: Transform type names that may run before the crop in a split pipeline:
+#: the same output every time for the same item (no random draw). Anything
+#: else before the crop keeps the whole-pipeline retries. A project's
+#: deterministic transform may be added here.
+DETERMINISTIC_PRE_CROP = {
+    'LoadImageFromFile', 'LoadAnnotations', 'LoadImageFromNDArray',
+    'LoadBiomedicalImageFromFile', 'LoadBiomedicalAnnotation', 'Resize',
+    'CheckSegLabel', 'ValidPseudoMask', 'LoadDepthAnnotation'}
 
 
 def crop_types() -> Tuple[type, ...]:
@@ -84,7 +96,9 @@ class CropSplitPipeline:
         ``pipeline.transforms`` list, overrides mmengine's ``prepare_data``
         (then its items are not just ``pipeline(get_data_info(i))``), or
         its pipeline holds no crop or more than one (which one to retry
-        would be ambiguous).
+        would be ambiguous), or a transform before the crop is not in
+        :data:`DETERMINISTIC_PRE_CROP` (a random one would be drawn once
+        instead of once per retry).
         """
         pipeline = getattr(dataset, 'pipeline', None)
         transforms = getattr(pipeline, 'transforms', None)
@@ -98,6 +112,9 @@ class CropSplitPipeline:
         types = crop_types()
         found = [i for i, t in enumerate(transforms) if isinstance(t, types)]
         if len(found) != 1:
+            return None
+        if any(type(t).__name__ not in DETERMINISTIC_PRE_CROP
+               for t in transforms[:found[0]]):
             return None
         return cls(dataset, found[0])
 
@@ -136,4 +153,5 @@ class CropSplitPipeline:
                 f'finish={[name(t) for t in self.post]})')
 
 
-__all__ = ['CropSplitPipeline', 'crop_types', 'EXTRA_CROP_TYPES']
+__all__ = ['CropSplitPipeline', 'crop_types', 'EXTRA_CROP_TYPES',
+           'DETERMINISTIC_PRE_CROP']

@@ -169,8 +169,10 @@ class UDADataset:
                     print_log(
                         'rare class sampling: the source pipeline has no '
                         'single random crop (mmseg RandomCrop) to retry '
-                        'alone, or the dataset overrides prepare_data: '
-                        're-crops re-run the whole pipeline',
+                        'alone, a transform before it that is not known to '
+                        'be deterministic (crop_split.DETERMINISTIC_PRE_CROP)'
+                        ', or the dataset overrides prepare_data: re-crops '
+                        're-run the whole pipeline',
                         logger='current', level=logging.WARNING)
 
     @staticmethod

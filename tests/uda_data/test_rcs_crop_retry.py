@@ -197,6 +197,26 @@ def test_two_crops_fall_back(demo_root):
     assert ds.rcs_split is None
 
 
+def test_random_transform_before_the_crop_falls_back(demo_root):
+    # a random pre-crop transform is re-drawn per retry by the reference's
+    # whole-pipeline loop; drawn once it would change the accepted crops
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                dict(type='RandomResize', scale=(64, 64),
+                     ratio_range=(0.5, 2.0), keep_ratio=True),
+                dict(type='RandomCrop', crop_size=CROP),
+                dict(type='PackSegInputs')]
+    ds = UDADataset(source=source_cfg(demo_root, pipeline=pipeline),
+                    target=target_cfg(demo_root), rare_class_sampling=RCS,
+                    seed=0)
+    assert ds.rcs_split is None
+    # a fixed-scale Resize before it is deterministic: split
+    pipeline[2] = dict(type='Resize', scale=(64, 64), keep_ratio=True)
+    ds = UDADataset(source=source_cfg(demo_root, pipeline=pipeline),
+                    target=target_cfg(demo_root), rare_class_sampling=RCS,
+                    seed=0)
+    assert ds.rcs_split is not None
+
+
 def test_bad_retry_value_names_the_key(demo_root):
     with pytest.raises(ValueError, match=r"retry=.*'crops'"):
         UDADataset(source=source_cfg(demo_root, crop=CROP),

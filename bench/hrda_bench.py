@@ -21,8 +21,16 @@ Two parts (issue: "Must be shown"):
     python bench/hrda_bench.py --part miou --iters 400 --seeds 0 1 2
     python bench/hrda_bench.py --part miou --reuse-mic \
         work_dirs/uda_ablation_ref          # MIC side from the ablation
+    python bench/hrda_bench.py --part cost --iters 60 --rounds 2
 
-Writes ``bench/results/hrda_{step,miou}.{json,md}``.
+* ``--part cost``: seconds per iteration and peak RSS of the two training
+  runs of ``--part miou`` measured in ONE invocation, the runs alternating
+  (MIC, MIC(HRDA), MIC, ...) so both see the same machine load; the first
+  logged window of each run (start-up, first-iteration allocations) is left
+  out of s/iter, and no validation runs. Figure: MIC(HRDA) / MIC s/iter
+  and peak RSS.
+
+Writes ``bench/results/hrda_{step,miou,cost}.{json,md}``.
 """
 import argparse
 import json
@@ -162,6 +170,91 @@ def run_record(name, seed, work_dir, **extra):
     return rec
 
 
+# the wrapper reports the peak RSS of its largest child (the trainer)
+_RSS_WRAP = ('import resource, subprocess, sys; '
+             'r = subprocess.run(sys.argv[1:]).returncode; '
+             'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); '
+             'sys.exit(r)')
+
+
+def train_with_peak_rss(config, work_dir, options):
+    """``tools/train.py config`` in a child; returns (peak RSS MB of the
+    trainer, wall s)."""
+    cmd = [sys.executable, '-c', _RSS_WRAP, sys.executable,
+           'tools/train.py', config, '--work-dir', work_dir,
+           '--cfg-options', *options]
+    print('$', ' '.join(cmd[4:]), flush=True)
+    t0 = time.time()
+    out = subprocess.run(cmd, cwd=ROOT, check=True, text=True,
+                         stdout=subprocess.PIPE).stdout
+    return (int(out.strip().splitlines()[-1]) / 1024,
+            round(time.time() - t0, 1))
+
+
+def iter_times(work_dir, skip_first=1):
+    """The logged train ``time`` of each logging window (newest run dir),
+    without the first ``skip_first`` windows."""
+    paths = sorted(_glob(work_dir, osp.join('vis_data', 'scalars.json')))
+    if not paths:
+        raise FileNotFoundError(f'no vis_data/scalars.json in {work_dir}')
+    rows = [json.loads(x) for x in open(paths[-1]) if x.strip()]
+    times = [r['time'] for r in rows if 'time' in r and 'mIoU' not in r]
+    return times[skip_first:]
+
+
+def run_cost(args):
+    import uda_ablation as ua
+    if args.rounds < 1 or args.iters < 20:
+        raise SystemExit('hrda_bench --part cost: needs --rounds >= 1 and '
+                         f'--iters >= 20, got {args.rounds}, {args.iters}')
+    log_every = 10
+    common = [f'train_cfg.max_iters={args.iters}',
+              f'train_cfg.val_begin={args.iters + 1}',  # no validation
+              f'default_hooks.checkpoint.interval={args.iters}',
+              f'default_hooks.logger.interval={log_every}',
+              'model.vis_interval=0',
+              f'train_dataloader.num_workers={args.workers}',
+              f'optim_wrapper.optimizer.lr={args.lr}', 'randomness.seed=0'
+              ] + ua.schedule_options(args.iters, args.iters // 8)
+    runs = []
+    for rnd in range(args.rounds):
+        for name, config in VARIANTS.items():
+            wd = osp.join(ROOT, args.work_dir, 'cost', f'round{rnd}', name)
+            peak, wall = train_with_peak_rss(config, wd, common)
+            times = iter_times(wd)
+            runs.append(dict(variant=name, round=rnd,
+                             s_per_iter=statistics.mean(times),
+                             window_times=times, peak_rss_mb=round(peak),
+                             train_s=wall))
+            print(runs[-1], flush=True)
+    out = {}
+    for name in VARIANTS:
+        rs = [r for r in runs if r['variant'] == name]
+        out[name] = dict(
+            s_per_iter=statistics.mean(r['s_per_iter'] for r in rs),
+            s_per_iter_rounds=[r['s_per_iter'] for r in rs],
+            peak_rss_mb=max(r['peak_rss_mb'] for r in rs))
+    ratio = dict(
+        s_per_iter=out['mic_hrda']['s_per_iter'] / out['mic']['s_per_iter'],
+        peak_rss=out['mic_hrda']['peak_rss_mb'] / out['mic']['peak_rss_mb'])
+    md = ['# MIC vs MIC(HRDA): training cost on the demo', '',
+          f'{args.rounds} alternating round(s) of {args.iters} iterations '
+          'per variant in one invocation (same machine load); s/iter = mean '
+          f'of the logged {log_every}-iteration windows after the first; '
+          'peak RSS of the training process (data workers not counted).', ''
+          ] + md_table(['variant', 's/iter', 'per round', 'peak RSS MB'], [
+              [n, f'{o["s_per_iter"]:.3f}',
+               ' / '.join(f'{v:.3f}' for v in o['s_per_iter_rounds']),
+               o['peak_rss_mb']] for n, o in out.items()]) + [
+        '', f'MIC(HRDA) / MIC: {ratio["s_per_iter"]:.2f}x s/iter, '
+        f'{ratio["peak_rss"]:.2f}x peak RSS']
+    cmd = 'python bench/hrda_bench.py ' + ' '.join(args.argv)
+    write_results('hrda_cost', dict(
+        iters=args.iters, rounds=args.rounds, workers=args.workers,
+        runs=runs, variants=out, ratio=ratio, configs=VARIANTS,
+        machine=machine_info('cpu'), command=cmd), md, args.out_dir)
+
+
 def run_miou(args):
     import uda_ablation as ua
     seeds = ua.check_seeds(args.seeds)
@@ -177,11 +270,6 @@ def run_miou(args):
               f'optim_wrapper.optimizer.lr={args.lr}'
               ] + ua.schedule_options(args.iters, warmup)
     runs = []
-    # the wrapper reports the peak RSS of its largest child (the trainer)
-    wrap = ('import resource, subprocess, sys; '
-            'r = subprocess.run(sys.argv[1:]).returncode; '
-            'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); '
-            'sys.exit(r)')
     for seed in seeds:
         for name, config in VARIANTS.items():
             if name == 'mic' and args.reuse_mic:
@@ -199,17 +287,11 @@ def run_miou(args):
                 # interrupted --seeds run): no peak RSS, it was not recorded
                 runs.append(run_record(name, seed, osp.join(ROOT, wd)))
                 continue
-            cmd = [sys.executable, '-c', wrap, sys.executable,
-                   'tools/train.py', config, '--work-dir', wd,
-                   '--cfg-options', *common, f'randomness.seed={seed}']
-            print('$', ' '.join(cmd[4:]), flush=True)
-            t0 = time.time()
-            out = subprocess.run(cmd, cwd=ROOT, check=True, text=True,
-                                 stdout=subprocess.PIPE).stdout
-            peak_mb = int(out.strip().splitlines()[-1]) / 1024
+            peak_mb, wall = train_with_peak_rss(
+                config, wd, common + [f'randomness.seed={seed}'])
             runs.append(run_record(name, seed, osp.join(ROOT, wd),
                                    peak_rss_mb=round(peak_mb),
-                                   train_s=round(time.time() - t0, 1)))
+                                   train_s=wall))
             print(runs[-1], flush=True)
     rows = []
     for name in VARIANTS:
@@ -233,7 +315,10 @@ def run_miou(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--part', choices=['step', 'miou'], required=True)
+    p.add_argument('--part', choices=['step', 'miou', 'cost'],
+                   required=True)
+    p.add_argument('--rounds', type=int, default=2,
+                   help='--part cost: alternating rounds per variant')
     p.add_argument('--batch-size', type=int, default=2)
     p.add_argument('--reps', type=int, default=5)
     p.add_argument('--warmup', type=int, default=1)
@@ -253,11 +338,12 @@ def main(argv=None):
                    'of training it again (no peak RSS then)')
     p.add_argument('--out-dir', default=None)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     set_threads(args.threads)
     resolve_device('cpu')
     if args.quick:
         args.reps = 2
-    return run_step(args) if args.part == 'step' else run_miou(args)
+    return dict(step=run_step, miou=run_miou, cost=run_cost)[args.part](args)
 
 
 if __name__ == '__main__':

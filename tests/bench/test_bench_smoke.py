@@ -45,6 +45,8 @@ def test_bench_helpers_tiny(tmp_path):
                     '--device', 'cpu', '--out-dir', str(out)])
     on_disk = json.loads((out / 'uda_step.json').read_text())
     assert on_disk['overhead_ratio'] == res['overhead_ratio']
+    assert set(on_disk['provenance']) >= {'commit', 'dirty', 'command',
+                                          'machine', 'packages', 'date'}
     assert (out / 'uda_step.md').read_text().startswith('# UDA step')
     passes = [k for k in res['timings'] if k.startswith(('teacher',
                                                          'student'))]

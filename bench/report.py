@@ -440,14 +440,36 @@ def gpu_stale(res):
     ]
 
 
+DIET_SEED_KEYS = ['ap', 'classes', 'setup.seed', 'images_seen.full',
+                  'train_s.full', 'train_s.diet_ft']
+
+
+def diet_seeds(res):
+    """The per-seed diet results: from ``diet_ablation.json`` written by
+    ``--seeds`` (key ``per_seed``, one file with provenance), else from the
+    three single-seed files recorded before it (allow-listed as stale).
+    Returns ``(per_seed list, [files read], stale?)``."""
+    rel = DIET_FILES[0]
+    try:
+        with open(osp.join(res.root, rel)) as f:
+            multi = 'per_seed' in json.load(f)
+    except (OSError, ValueError):
+        multi = False
+    if multi:
+        d = res.load(rel, ['per_seed', 'command'])
+        for i, r in enumerate(d['per_seed']):
+            for k in DIET_SEED_KEYS:
+                get(r, k, f'{rel} per_seed[{i}]')
+        return d['per_seed'], [rel], rel in STALE, d
+    files = [res.load(r, DIET_SEED_KEYS + ['command']) for r in DIET_FILES]
+    return files, DIET_FILES, any(r in STALE for r in DIET_FILES), None
+
+
 def diet(res):
-    files = [res.load(rel, ['ap', 'classes', 'setup.seed', 'command',
-                            'images_seen.full', 'train_s.full',
-                            'train_s.diet_ft'])
-             for rel in DIET_FILES]
     import diet_ablation
-    s = diet_ablation.summarise(files)
-    by_seed = sorted(files, key=lambda r: r['setup']['seed'])
+    per_seed, rels, stale, multi = diet_seeds(res)
+    s = diet_ablation.summarise(per_seed)
+    by_seed = sorted(per_seed, key=lambda r: r['setup']['seed'])
     d = s['delta']['diet_ft - full']
     rare = ', '.join(
         f'{c} {100 * by_seed[0]["ap"]["full"][c]["ap"]:.1f} → '
@@ -457,8 +479,9 @@ def diet(res):
     lost = [f'`{c}` in seed {r["setup"]["seed"]}' for r in by_seed
             for c in r['classes'] if r['ap']['diet_ft'][c]['ap'] == 0
             and r['ap']['full'][c]['ap'] >= 0.05]  # >= 5 AP points
-    return [
-        '**Stale: detection — diet → fine-tune vs full data at equal '
+    text = (
+        ('**Stale: detection' if stale else '**Detection')
+        + ' — diet → fine-tune vs full data at equal '
         'compute** (RTMDet-tiny 192² from scratch, '
         f'{by_seed[0]["images_seen"]["full"]:,} images seen per arm, seeds '
         f'{", ".join(map(str, s["seeds"]))}, far from converged; per-class '
@@ -467,20 +490,28 @@ def diet(res):
         f'{fmt_pm(s["ap"]["diet_ft"]["mean"]["ap"], 1)} (diet → fine-tune;'
         f' per-seed difference {fmt_pm(d, 1, signed=True)}, '
         + ('better in every seed' if better else 'not better in every seed')
-        + ': ' + ', '.join(f'{v:+.1f}' for v in d['values']) + ') → '
-        f'{fmt_pm(s["ap"]["ensemble"]["mean"]["ap"], 1)} (WBF ensemble of '
-        f'both); seed {by_seed[0]["setup"]["seed"]}, rare states: {rare}. '
+        + ': ' + ', '.join(f'{v:+.1f}' for v in d['values']) + ')'
+        + (f' → {fmt_pm(s["ap"]["ensemble"]["mean"]["ap"], 1)} (WBF '
+           'ensemble of both)' if 'ensemble' in s['ap'] else '')
+        + f'; seed {by_seed[0]["setup"]["seed"]}, rare states: {rare}. '
         + (f'The diet arm lost {", ".join(lost)} (explained in the doc). '
            if lost else '')
-        + 'The three seeds were not run alike (' + '; '.join(
-            f'seed {r["setup"]["seed"]}: `{r["command"]}`'
-            for r in by_seed) + '). Why stale: ' + stale_note(DIET_FILES[0])
-        + '. The recorded runs trained '
+        + 'Training took '
         + ', '.join(f'{sum(r["train_s"].values()) / 60:.0f}'
                     for r in by_seed)
-        + ' min per seed (both arms). Regenerate: '
-        '`python bench/diet_ablation.py --iters 300 '
-        '--stage1-iters 150 --ensemble --seeds 0 1 2`.']
+        + ' min per seed (both arms). ')
+    if multi is not None:
+        text += prov_line(multi, rels[0]) + '.'
+    else:
+        text += ('The seeds were not run alike (' + '; '.join(
+            f'seed {r["setup"]["seed"]}: `{r["command"]}`' for r in by_seed)
+            + ').')
+    if stale:
+        text += (' Why stale: ' + stale_note(rels[0]) + '. Regenerate: '
+                 '`python bench/diet_ablation.py --iters 300 --stage1-iters '
+                 '150 --ensemble --seeds 0 1 2`, then drop the diet entries '
+                 'of `STALE`.')
+    return [text]
 
 
 def mask_cls(res):
@@ -490,8 +521,10 @@ def mask_cls(res):
     cells = [f'{r["head"].split(" ")[0]} + {r["sampler"]}: '
              f'{fmt_pm(r["metrics"]["joint_f1"], 1)}' for r in summ]
     seeds = sorted({s for r in summ for s in r['seeds']})
+    stale = MASK_CLS in STALE
     return [
-        '**Stale: classification — 18-way head vs multi-label mask head, ± '
+        ('**Stale: classification' if stale else '**Classification')
+        + ' — 18-way head vs multi-label mask head, ± '
         f'class-balanced sampler** (demo data, {d["setup"]["epochs"]} epochs,'
         + (f' seeds {seeds}, mean ± std' if len(seeds) > 1 else
            ' one seed: one run per row cannot rank them')
@@ -499,9 +532,11 @@ def mask_cls(res):
         '[docs/classification.md](docs/classification.md)): joint macro-F1 '
         + '; '.join(cells) + '. Training + validation took '
         f'{sum(r["wall_s"] for r in d["runs"]) / 60:.0f} min for the '
-        f'{len(d["runs"])} runs. Why stale: ' + stale_note(MASK_CLS)
-        + '. Regenerate: `OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py'
-        ' --seeds 0 1 2`.']
+        f'{len(d["runs"])} runs. '
+        + (('Why stale: ' + stale_note(MASK_CLS) + '. Regenerate: '
+            '`OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py --seeds 0 1'
+            ' 2`, then drop its entry of `STALE`.') if stale
+           else prov_line(d, MASK_CLS) + '.')]
 
 
 def readme_results(res):

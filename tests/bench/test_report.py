@@ -147,3 +147,32 @@ def test_text_outside_the_markers_is_kept(tree):
                                                  '## Layout\n\nkeep me 42'))
     new = report.render(str(tree), str(tree))['README.md'][1]
     assert 'keep me 42' in new
+
+
+def test_regenerated_ablations_leave_the_stale_list(tree, monkeypatch):
+    """After `--seeds` runs the report reads ONE file per ablation, with
+    provenance, and drops the stale label once the allow-list entries go."""
+    prov = dict(commit='a' * 40, dirty=False, command='python bench/x.py',
+                machine=dict(device='cpu'), date='2026-12-03T00:00:00')
+    legacy = [json.loads((tree / rel).read_text())
+              for rel in report.DIET_FILES]
+    (tree / report.DIET_FILES[0]).write_text(json.dumps(dict(
+        per_seed=legacy, command='python bench/diet_ablation.py',
+        provenance=prov)))
+    runs = json.loads((tree / report.MASK_CLS).read_text())['runs']
+    two = [dict(r, seed=s, metrics={k: v + s for k, v in
+                                    r['metrics'].items()})
+           for s in (0, 2) for r in runs]
+    edit(tree, report.MASK_CLS, lambda d: d.update(runs=two,
+                                                    provenance=prov))
+    # still allow-listed: refused, naming the entry to remove
+    assert 'STALE' in render_error(tree)
+    stale = {k: v for k, v in report.STALE.items()
+             if k not in report.DIET_FILES and k != report.MASK_CLS}
+    monkeypatch.setattr(report, 'STALE', stale)
+    new = report.render(str(tree), str(tree))['README.md'][1]
+    assert '**Detection — diet' in new and 'Stale: detection' not in new
+    assert 'mean AP 27.7 ± 3.3 (full) → 38.2 ± 2.6' in new
+    assert '**Classification — 18-way' in new
+    assert 'seeds [0, 2], mean ± std' in new
+    assert '18-way + DefaultSampler: 28.4 ± 1.4' in new  # 27.35, 29.35

@@ -7,8 +7,8 @@ DEMO_CONFIG ?= configs/mic_dual_aug.py
 # the demo: a source-only warm start (the stand-in for the ImageNet weights
 # every real run starts from; trained once, then reused) and DEMO_ITERS
 # iterations of DEMO_CONFIG from it; see tools/demo.py
-DEMO_WARM_ITERS ?= 300
-DEMO_ITERS ?= 200
+DEMO_WARM_ITERS ?= 600
+DEMO_ITERS ?= 150
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 

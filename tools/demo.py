@@ -58,10 +58,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='make demo: source-only warm start, then UDA from it')
     p.add_argument('--config', default='configs/mic_dual_aug.py')
-    p.add_argument('--warm-iters', type=int, default=300,
-                   help='source-only warm-start iterations (default: 300)')
-    p.add_argument('--iters', type=int, default=200,
-                   help='UDA iterations after the warm start (default: 200)')
+    p.add_argument('--warm-iters', type=int, default=600,
+                   help='source-only warm-start iterations (default: 600)')
+    p.add_argument('--iters', type=int, default=150,
+                   help='UDA iterations after the warm start (default: 150)')
     p.add_argument('--lr', type=float, default=6e-4,
                    help='lr of the warm start (from scratch; default 6e-4)')
     p.add_argument('--uda-lr', type=float, default=None,
@@ -75,9 +75,13 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--num-vis', type=int, default=4,
                    help='target val images in the PNG panel')
-    p.add_argument('--log-interval', type=int, default=25)
+    p.add_argument('--log-interval', type=int, default=10)
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='extra key=value overrides for both runs')
+    p.add_argument('--control', action='store_true',
+                   help='also train the source-only model for the same '
+                   '--iters from the warm start (is the gain UDA or just '
+                   'more iterations?); not part of the timed demo')
     p.add_argument('--results-out', default=None, metavar='DIR',
                    help='also write DIR/demo.{json,md} (figures, times and '
                    'provenance, as the bench/ scripts write them)')
@@ -276,17 +280,39 @@ def main(argv=None):
     rows = scalars(uda_wd)
     uda_miou = final_value(rows, 'mIoU', uda_wd)
     pseudo_weight = final_value(rows, 'pseudo_weight', uda_wd)
+    # one batch's confident fraction is noisy (2 target crops): also the
+    # mean of the values logged over the second half of the run
+    late = [r['pseudo_weight'] for r in rows
+            if 'pseudo_weight' in r and r['step'] > args.iters // 2]
+    late_pw = sum(late) / len(late) if late else pseudo_weight
     dumped = osp.join(uda_wd, osp.basename(config))
     panel = osp.join(uda_wd, 'demo_panel.png')
     write_panel(dumped, last_checkpoint(uda_wd, args.iters), panel,
                 args.num_vis)
     total = time.perf_counter() - t0
+    control = None
+    if args.control:
+        # the same extra iterations, init and lr with every UDA term off:
+        # what the source-only model gains from training longer
+        ctrl_wd = osp.join(args.work_dir, 'source_only_continued')
+        if osp.isdir(ctrl_wd):
+            shutil.rmtree(ctrl_wd)
+        print(f'[demo] control: source-only for the same {args.iters} '
+              'iterations from the warm start', flush=True)
+        train(config, ctrl_wd, run_options(args, args.iters, args.uda_lr) + [
+            'model.vis_interval=0', *SOURCE_ONLY_OPTIONS,
+            *student_init_options(ckpt)])
+        control = final_value(scalars(ctrl_wd), 'mIoU', ctrl_wd)
     print('', flush=True)
     print(f'{SUMMARY_PREFIX}{src_miou:.2f} -> MIC+dual {uda_miou:.2f}')
     print(f'  (fisheye val split; source-only = the warm start after '
           f'{args.warm_iters} iterations'
           f'{", reused" if reused else ""}, MIC+dual = {args.iters} UDA '
-          f'iterations from it; final pseudo_weight {pseudo_weight:.3f})')
+          f'iterations from it; pseudo_weight {pseudo_weight:.3f} at the '
+          f'end, {late_pw:.3f} mean over the second half)')
+    if control is not None:
+        print(f'  control: source-only continued for the same {args.iters} '
+              f'iterations from the warm start: {control:.2f}')
     print(f'work dir: {uda_wd}')
     print(f'panel: {panel}  ({" | ".join(PANEL_COLUMNS)}; darkened: below '
           'pseudo_threshold)')
@@ -297,7 +323,9 @@ def main(argv=None):
     if args.results_out:
         write_demo_results(args, argv, dict(
             source_only_mIoU=src_miou, uda_mIoU=uda_miou,
+            source_only_continued_mIoU=control,
             final_pseudo_weight=pseudo_weight,
+            second_half_pseudo_weight=late_pw,
             pseudo_weight=[[r['step'], r['pseudo_weight']] for r in rows
                            if 'pseudo_weight' in r],
             warm_start_reused=reused, warm_start_s=round(t_warm, 1),
@@ -315,10 +343,15 @@ def write_demo_results(args, argv, figures):
                   workers=args.workers, machine=machine_info('cpu'),
                   command=cmd, **figures)
     md = ['# make demo', ''] + md_table(
-        ['source-only (warm start)', 'MIC+dual', 'final pseudo_weight',
-         'warm start s', 'UDA s', 'total s'],
+        ['source-only (warm start)', 'MIC+dual',
+         'source-only continued (control)', 'final pseudo_weight',
+         'pseudo_weight, 2nd half', 'warm start s', 'UDA s', 'total s'],
         [[f'{figures["source_only_mIoU"]:.2f}', f'{figures["uda_mIoU"]:.2f}',
-          f'{figures["final_pseudo_weight"]:.3f}', figures['warm_start_s'],
+          '' if figures['source_only_continued_mIoU'] is None else
+          f'{figures["source_only_continued_mIoU"]:.2f}',
+          f'{figures["final_pseudo_weight"]:.3f}',
+          f'{figures["second_half_pseudo_weight"]:.3f}',
+          figures['warm_start_s'],
           figures['uda_s'], figures['total_s']]]) + ['', f'`{cmd}`']
     write_results('demo', result, md, args.results_out)
 

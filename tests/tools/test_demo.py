@@ -38,7 +38,7 @@ def demo_run(tmp_path_factory, seg_demo_root):
     ws = tmp_path_factory.mktemp('demo_ws')
     os.makedirs(ws / 'data')
     os.symlink(seg_demo_root, ws / 'data' / 'samsung_demo')
-    return ws, _demo(ws, '--results-out', 'results')
+    return ws, _demo(ws, '--results-out', 'results', '--control')
 
 
 def _val_miou(work_dir):
@@ -74,6 +74,11 @@ def test_results_file_carries_figures_and_provenance(demo_run):
     assert round(res['uda_mIoU'], 2) == float(m.group(2))
     assert res['warm_iters'] == 2 and res['iters'] == 2
     assert res['warm_start_reused'] is False
+    # --control: source-only continued from the warm start for --iters
+    ctrl = ws / 'work_dirs' / 'demo' / 'source_only_continued'
+    assert res['source_only_continued_mIoU'] == pytest.approx(
+        _val_miou(ctrl)[-1])
+    assert 'control: source-only continued for the same 2 iterations' in out
     assert res['pseudo_weight'] and res['pseudo_weight'][-1][1] == \
         res['final_pseudo_weight']
     prov = res['provenance']

@@ -159,6 +159,8 @@ def test_regenerated_ablations_leave_the_stale_list(tree, monkeypatch):
     (tree / report.DIET_FILES[0]).write_text(json.dumps(dict(
         per_seed=legacy, command='python bench/diet_ablation.py',
         provenance=prov)))
+    for rel in report.DIET_FILES[1:]:  # the single-seed files go
+        (tree / rel).unlink()
     runs = json.loads((tree / report.MASK_CLS).read_text())['runs']
     two = [dict(r, seed=s, metrics={k: v + s for k, v in
                                     r['metrics'].items()})
@@ -176,3 +178,13 @@ def test_regenerated_ablations_leave_the_stale_list(tree, monkeypatch):
     assert '**Classification — 18-way' in new
     assert 'seeds [0, 2], mean ± std' in new
     assert '18-way + DefaultSampler: 28.4 ± 1.4' in new  # 27.35, 29.35
+
+
+def test_every_results_file_has_provenance_or_a_reason(tree):
+    report.check_all_results(str(tree))
+    (tree / 'bench/results/latest/extra.json').write_text('{"x": 1}')
+    msg = render_error(tree)
+    assert msg.startswith('bench/results/latest/extra.json')
+    assert "'provenance'" in msg
+    for rel in list(report.STALE) + list(report.UNREAD):
+        assert osp.isfile(osp.join(ROOT, rel)), f'{rel}: listed, not there'

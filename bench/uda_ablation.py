@@ -31,6 +31,7 @@ import sys
 import time
 
 from _common import ROOT, machine_info, md_table, write_results
+from _common import check_seeds as _check_seeds
 
 sys.path.insert(0, ROOT)
 from mmplugins.utils.warm_start import (SOURCE_ONLY_OPTIONS,  # noqa: E402
@@ -211,14 +212,8 @@ def warm_start(args, seed, workers=2):
 
 
 def check_seeds(seeds):
-    """--seeds: at least one, none repeated."""
-    if not seeds:
-        raise SystemExit('uda_ablation: --seeds needs at least one seed')
-    dup = sorted({s for s in seeds if seeds.count(s) > 1})
-    if dup:
-        raise SystemExit(f'uda_ablation: --seeds repeats {dup}; each seed '
-                         'is one run per variant')
-    return list(seeds)
+    """--seeds: at least one, none repeated (bench/_common.check_seeds)."""
+    return _check_seeds(seeds, 'uda_ablation')
 
 
 def final_scalar(work_dir, key):

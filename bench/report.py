@@ -15,6 +15,11 @@ outside the markers is never touched):
   ``gpu`` (the H100 tables), ``findings-1`` and ``findings-3-5`` (the
   per-goal findings with their numbers).
 
+* any ``docs/*.md``, blocks ``<!-- results:PATH.md:begin -->`` ...
+  ``<!-- results:PATH.md:end -->``: the Markdown table of ``PATH.md``, the
+  table its bench script wrote next to ``PATH.json`` (which must carry
+  provenance like every file the report reads).
+
 Every number in those blocks is read from a results file or computed here
 from one (deltas, mean ± std, ratios); nothing is typed in by hand. The
 per-bench figures of ``make bench`` go through ``bench/run_all.py``'s own
@@ -94,11 +99,6 @@ UNREAD = {
         'bench/faults.py writes provenance since it switched to '
         'write_results, but was not re-run (~12 min of both shared cores); '
         'cited by docs/reliability.md',
-    'bench/results/uda_ablation.json':
-        'the one-seed UDA ablation from before the reference semantics, '
-        'superseded by uda_ablation_reference/; cited by docs/uda.md',
-    'bench/results/uda_ablation_seed1/uda_ablation.json':
-        'its second seed, same status; cited by docs/uda.md',
 }
 
 PROVENANCE_KEYS = ('commit', 'dirty', 'command', 'machine', 'date')
@@ -197,6 +197,8 @@ UDA_NAMES = [('source_only', 'source-only'), ('dual_branch', '+ dual branch'),
              ('mic', '+ DACS/RCS/MIC'),
              ('full', 'full (`configs/mic_dual_aug.py`)')]
 HRDA = 'bench/results/hrda_miou.json'
+HRDA_COST = 'bench/results/hrda_cost.json'
+DEMO = 'bench/results/demo.json'
 LATEST = 'bench/results/latest'
 SUMMARY = 'bench/results/summary.json'
 REAL_LOADER = 'bench/results/data_pipeline_real.json'
@@ -275,10 +277,48 @@ def hrda(res):
     a = mean_std([miou['mic'][s] for s in seeds])
     b = mean_std([miou['mic_hrda'][s] for s in seeds])
     delta = mean_std([miou['mic_hrda'][s] - miou['mic'][s] for s in seeds])
+    c = res.load(HRDA_COST, ['variants.mic.s_per_iter',
+                             'variants.mic_hrda.s_per_iter',
+                             'variants.mic.peak_rss_mb',
+                             'variants.mic_hrda.peak_rss_mb', 'ratio',
+                             'iters', 'rounds'])
+    v = c['variants']
     return [f'**MIC vs MIC(HRDA)** on the same demo ({d["iters"]} '
             f'iterations, seeds {", ".join(map(str, seeds))}): target mIoU '
             f'{fmt_pm(a)} → {fmt_pm(b)} (per-seed difference '
-            f'{fmt_pm(delta, signed=True)}). {prov_line(d, HRDA)}.']
+            f'{fmt_pm(delta, signed=True)}). {prov_line(d, HRDA)}.', '',
+            f'Their training cost, measured in one invocation '
+            f'({c["rounds"]} alternating rounds of {c["iters"]} iterations '
+            f'each): {v["mic"]["s_per_iter"]:.2f} → '
+            f'{v["mic_hrda"]["s_per_iter"]:.2f} s/iter '
+            f'({c["ratio"]["s_per_iter"]:.2f}×), peak RSS '
+            f'{v["mic"]["peak_rss_mb"]} → {v["mic_hrda"]["peak_rss_mb"]} MB '
+            f'({c["ratio"]["peak_rss"]:.2f}×). {prov_line(c, HRDA_COST)}.']
+
+
+def demo(res):
+    d = res.load(DEMO, ['source_only_mIoU', 'uda_mIoU',
+                        'source_only_continued_mIoU', 'final_pseudo_weight',
+                        'second_half_pseudo_weight', 'warm_iters', 'iters',
+                        'warm_start_s', 'uda_s', 'total_s',
+                        'warm_start_reused'])
+    if d['warm_start_reused']:
+        raise ReportError(f'{DEMO}: warm_start_reused is true; record a '
+                          'first run (its time includes the warm start)')
+    ctrl = d['source_only_continued_mIoU']
+    ctrl = ('' if ctrl is None else
+            f'; the source-only model trained for the same {d["iters"]} '
+            f'iterations instead reaches {ctrl:.2f}')
+    return [f'**First run — `make demo`** (one seed): target mIoU '
+            f'source-only {d["source_only_mIoU"]:.2f} (the warm start, '
+            f'{d["warm_iters"]} iterations) → MIC+dual '
+            f'**{d["uda_mIoU"]:.2f}** after {d["iters"]} UDA iterations from '
+            f'it{ctrl}. `pseudo_weight` {d["final_pseudo_weight"]:.3f} at '
+            f'the end, {d["second_half_pseudo_weight"]:.3f} on average over '
+            f'the second half. {d["total_s"]:.0f} s of training '
+            f'({d["warm_start_s"]:.0f} s warm start + {d["uda_s"]:.0f} s '
+            f'UDA, validation and start-up included). '
+            f'{prov_line(d, DEMO)}.']
 
 
 def bench_results(res):
@@ -568,6 +608,7 @@ def readme_results(res):
         'from files recorded before results carried provenance, shown as '
         'recorded; the reason per file is in `bench/report.py` (`STALE`).',
         '']
+    lines += demo(res) + ['']
     lines += uda_ablation(res) + ['']
     lines += hrda(res) + ['']
     lines += framework_cost(res) + ['']
@@ -786,6 +827,32 @@ def replace_block(text, name, body, rel):
                   flags=re.S)
 
 
+DOC_BLOCK = re.compile(r'(<!-- results:(?P<path>[^\s>]+?\.md):begin -->)'
+                       r'.*?(<!-- results:(?P=path):end -->)', re.S)
+
+
+def doc_result_blocks(text, rel, res):
+    """``text`` with every ``results:PATH.md`` block holding the table
+    of ``PATH.md``; ``PATH.json`` is loaded (provenance checked)."""
+    def table(m):
+        path = m.group('path')
+        if not path.startswith('bench/results/'):
+            raise ReportError(f'{rel}: block {m.group(1)} must name a file '
+                              'under bench/results/')
+        res.load(path[:-3] + '.json')
+        try:
+            with open(osp.join(res.root, path)) as f:
+                rows = [ln.rstrip('\n') for ln in f if ln.startswith('|')]
+        except OSError:
+            raise ReportError(f'{rel}: {path} missing (block '
+                              f'{m.group(1)})') from None
+        if not rows:
+            raise ReportError(f'{path}: no Markdown table (block '
+                              f'{m.group(1)} in {rel})')
+        return '\n'.join([m.group(1), *rows, m.group(3)])
+    return DOC_BLOCK.sub(table, text)
+
+
 def check_all_results(root=ROOT):
     """Every ``bench/results/**/*.json`` has a provenance block, or is
     listed in :data:`STALE` or :data:`UNREAD` with its reason."""
@@ -826,6 +893,14 @@ def render(root=ROOT, targets_root=None):
             body = '\n'.join(RENDER[(rel, name)](res))
             new = replace_block(new, name, body, rel)
         out[rel] = (text, new)
+    import glob
+    for path in sorted(glob.glob(osp.join(targets_root, 'docs', '*.md'))):
+        rel = osp.relpath(path, targets_root).replace(osp.sep, '/')
+        text = out[rel][0] if rel in out else open(path).read()
+        new = doc_result_blocks(out[rel][1] if rel in out else text, rel,
+                                res)
+        if rel in out or new != text or DOC_BLOCK.search(text):
+            out[rel] = (text, new)
     return out
 
 

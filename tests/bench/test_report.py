@@ -188,3 +188,24 @@ def test_every_results_file_has_provenance_or_a_reason(tree):
     assert "'provenance'" in msg
     for rel in list(report.STALE) + list(report.UNREAD):
         assert osp.isfile(osp.join(ROOT, rel)), f'{rel}: listed, not there'
+
+
+def test_docs_results_blocks_hold_the_scripts_table(tree):
+    """``<!-- results:PATH.md:begin/end -->`` in any docs/*.md holds the
+    Markdown table of PATH.md; PATH.json must carry provenance."""
+    rel = 'bench/results/hrda_cost.md'
+    doc = tree / 'docs' / 'extra.md'
+    doc.write_text(f'text\n<!-- results:{rel}:begin -->\nold\n'
+                   f'<!-- results:{rel}:end -->\nafter 1.0\n')
+    out = report.render(str(tree))
+    old, new = out['docs/extra.md']
+    table = [ln.rstrip('\n') for ln in open(tree / rel) if ln.startswith('|')]
+    assert table and new == (f'text\n<!-- results:{rel}:begin -->\n'
+                             + '\n'.join(table) +
+                             f'\n<!-- results:{rel}:end -->\nafter 1.0\n')
+    assert report.check(str(tree)) != ''  # 'old' differs from the table
+    # the JSON beside it must carry provenance
+    edit(tree, 'bench/results/hrda_cost.json',
+         lambda d: d.pop('provenance'))
+    msg = render_error(tree)
+    assert 'bench/results/hrda_cost.json' in msg and 'provenance' in msg

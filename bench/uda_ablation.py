@@ -103,6 +103,10 @@ def main(argv=None):
     p.add_argument('--warm-start', type=int, default=0, metavar='N',
                    help='start every variant from a source-only run of N '
                    'iterations (per seed, cached); 0: from scratch')
+    p.add_argument('--warm-lr', type=float, default=6e-4,
+                   help='lr of the warm start (from scratch); --lr is the '
+                   "variants' (give the config's 6e-5 after a warm start, "
+                   'as make demo does)')
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
                    choices=list(VARIANTS))
@@ -175,7 +179,7 @@ def main(argv=None):
                for n, r in summary.items()]) + ['', f'`{cmd}`']
     write_results('uda_ablation', dict(
         iters=args.iters, lr=args.lr, seeds=seeds, command=cmd,
-        warm_start=dict(iters=args.warm_start, runs={
+        warm_start=dict(iters=args.warm_start, lr=args.warm_lr, runs={
             str(s): dict(mIoU=w['mIoU'], hash=w['hash'],
                          checkpoint=osp.relpath(w['checkpoint'], ROOT))
             for s, w in warm_runs.items()}) if args.warm_start else None,
@@ -194,7 +198,7 @@ def warm_start(args, seed, workers=2):
             'default_hooks.logger.interval=50', 'model.vis_interval=0',
             f'train_dataloader.num_workers={workers}',
             f'randomness.seed={seed}',
-            f'optim_wrapper.optimizer.lr={args.lr}'] + schedule_options(
+            f'optim_wrapper.optimizer.lr={args.warm_lr}'] + schedule_options(
                 iters, max(1, iters // 8)) + list(args.cfg_options) + OFF
     wd = osp.join(ROOT, args.work_dir, f'seed{seed}', 'warm_start')
     key = config_hash(osp.join(ROOT, args.config), opts)

@@ -109,7 +109,8 @@ def test_warm_start_trained_once_per_seed_and_shared(tmp_path, monkeypatch):
             f.write(json.dumps(dict(mIoU=12.5, step=3)) + '\n')
 
     monkeypatch.setattr(uda_ablation.subprocess, 'run', fake_train)
-    args = types.SimpleNamespace(warm_start=3, lr=6e-4, cfg_options=[],
+    args = types.SimpleNamespace(warm_start=3, lr=6e-5, warm_lr=6e-4,
+                                 cfg_options=[],
                                  config='configs/mic_dual_aug.py',
                                  work_dir=str(tmp_path))
     first = uda_ablation.warm_start(args, seed=0)
@@ -117,7 +118,8 @@ def test_warm_start_trained_once_per_seed_and_shared(tmp_path, monkeypatch):
     opts = calls[0][calls[0].index('--cfg-options') + 1:]
     # the source-only variant, this seed, the warm-start length
     assert set(uda_ablation.VARIANTS['source_only']) <= set(opts)
-    assert {'randomness.seed=0', 'train_cfg.max_iters=3'} <= set(opts)
+    assert {'randomness.seed=0', 'train_cfg.max_iters=3',
+            'optim_wrapper.optimizer.lr=0.0006'} <= set(opts)
     assert first['checkpoint'] == osp.join(str(tmp_path), 'seed0',
                                            'warm_start', 'iter_3.pth')
     # the same seed and config: reused, not retrained

@@ -78,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument('--log-interval', type=int, default=10)
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='extra key=value overrides for both runs')
+    p.add_argument('--verbose', action='store_true',
+                   help="the trainings' whole console output (default: "
+                   'progress lines and results; the rest is in each log)')
     p.add_argument('--control', action='store_true',
                    help='also train the source-only model for the same '
                    '--iters from the warm start (is the gain UDA or just '
@@ -118,13 +121,36 @@ def run_options(args, iters, lr):
                 iters, lr) + list(args.cfg_options)
 
 
-def train(config, work_dir, options):
+#: console lines of a training run the demo shows (everything else --
+#: environment, the dumped config, hook tables -- is in the run's log file)
+_SHOWN = ('Iter(train)', 'mIoU:', 'Traceback', 'Error', 'error:')
+
+
+def train(config, work_dir, options, verbose=False):
+    """``tools/train.py config`` in a child process. Unless ``verbose``,
+    only its progress lines (iteration, losses, ETA) and the validation
+    result reach the console; on failure the last 60 lines are shown."""
     cmd = [sys.executable, osp.join(_ROOT, 'tools', 'train.py'), config,
            '--work-dir', work_dir, '--cfg-options', *options]
     print('$ python ' + ' '.join(osp.relpath(c, _ROOT) if c.startswith(
         _ROOT) else c for c in cmd[1:]), flush=True)
     # the configs' data_root is relative to the working directory
-    subprocess.run(cmd, check=True)
+    if verbose:
+        subprocess.run(cmd, check=True)
+        return
+    from collections import deque
+    tail = deque(maxlen=60)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as proc:
+        for line in proc.stdout:
+            tail.append(line)
+            if any(k in line for k in _SHOWN):
+                print(line, end='', flush=True)
+    if proc.returncode != 0:
+        sys.stdout.write(''.join(tail))
+        raise SystemExit(f'demo: training failed (exit {proc.returncode}); '
+                         f'the whole log is under {work_dir}')
 
 
 def last_checkpoint(work_dir, iters):
@@ -170,7 +196,7 @@ def warm_start(args, options):
         shutil.rmtree(wd)  # another config: never mix two runs' files
     print(f'[demo] 1/2 source-only warm start, {args.warm_iters} iterations '
           '(the stand-in for ImageNet weights)', flush=True)
-    train(args.config, wd, options)
+    train(args.config, wd, options, args.verbose)
     ckpt = last_checkpoint(wd, args.warm_iters)
     miou = final_value(scalars(wd), 'mIoU', wd)
     write_warm_start_stamp(wd, key, ckpt, mIoU=miou, options=options)
@@ -275,7 +301,7 @@ def main(argv=None):
     vis = max(1, args.iters // 4)
     uda_opts = run_options(args, args.iters, args.uda_lr) + [
         f'model.vis_interval={vis}', *student_init_options(ckpt)]
-    train(config, uda_wd, uda_opts)
+    train(config, uda_wd, uda_opts, args.verbose)
     t_uda = time.perf_counter() - t0 - t_warm
     rows = scalars(uda_wd)
     uda_miou = final_value(rows, 'mIoU', uda_wd)
@@ -301,7 +327,7 @@ def main(argv=None):
               'iterations from the warm start', flush=True)
         train(config, ctrl_wd, run_options(args, args.iters, args.uda_lr) + [
             'model.vis_interval=0', *SOURCE_ONLY_OPTIONS,
-            *student_init_options(ckpt)])
+            *student_init_options(ckpt)], args.verbose)
         control = final_value(scalars(ctrl_wd), 'mIoU', ctrl_wd)
     print('', flush=True)
     print(f'{SUMMARY_PREFIX}{src_miou:.2f} -> MIC+dual {uda_miou:.2f}')

@@ -160,6 +160,30 @@ def test_warm_start_cache_key_follows_the_resolved_config():
                                           'model.mask_lambda=0'])
 
 
+def test_console_shows_progress_not_the_config_dump(demo_run):
+    ws, out = demo_run
+    assert 'Iter(train)' in out and 'mIoU:' in out
+    # environment, config dump and hook tables stay in the log files
+    assert 'model = dict(' not in out and 'Environment' not in out
+    log = glob.glob(str(ws / 'work_dirs' / 'demo' / 'mic_dual_aug' / '*' /
+                        '*.log'))[0]
+    assert 'model = dict(' in open(log).read()
+
+
+def test_failed_training_shows_its_tail_and_names_the_work_dir(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    out = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--config',
+         osp.join(ROOT, 'configs', 'mic_dual_aug.py'), '--warm-iters', '1',
+         '--iters', '1', '--work-dir', 'wd', '--cfg-options',
+         'model.segmentor.type=NoSuchSegmentor'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert 'NoSuchSegmentor' in out.stdout  # the tail of the child's output
+    assert 'demo: training failed' in out.stderr
+    assert str(tmp_path / 'wd' / 'source_only') in out.stderr
+
+
 def test_bad_arguments_exit_with_one_message(tmp_path):
     for args, key in ((['--iters', '0'], '--iters'),
                       (['--workers', '-1'], '--workers'),

@@ -95,10 +95,6 @@ STALE = {
 #: they are still there. Any other results JSON must carry provenance:
 #: ``make report`` checks every ``bench/results/**/*.json``.
 UNREAD = {
-    'bench/results/faults.json':
-        'bench/faults.py writes provenance since it switched to '
-        'write_results, but was not re-run (~12 min of both shared cores); '
-        'cited by docs/reliability.md',
 }
 
 PROVENANCE_KEYS = ('commit', 'dirty', 'command', 'machine', 'date')

@@ -224,8 +224,12 @@ def write_panel(config_path, ckpt, out, num_images):
 
     register_all_modules(init_default_scope=False)
     init_default_scope('mmseg')
+    import warnings
     cfg = Config.fromfile(config_path)
-    model = MODELS.build(cfg.model)
+    with warnings.catch_warnings():
+        # mmseg's build_loss / avg_non_ignore notices, already in the logs
+        warnings.simplefilter('ignore', UserWarning)
+        model = MODELS.build(cfg.model)
     load_checkpoint(model, ckpt, map_location='cpu', logger='silent')
     model.eval()
     dataset = DATASETS.build(cfg.val_dataloader.dataset)

@@ -58,25 +58,15 @@ VARIANTS = {'mic': 'configs/mic_dual_aug.py',
 # ------------------------------------------------------------------ step
 def hrda_pass_fns(model, batch):
     """The constituent passes of an MIC(HRDA) step, each timed alone."""
-    from mmplugins.models.uda.masking_consistency import block_mask
-    data = model.data_preprocessor(batch, True)
-    src, tgt = data['inputs'], data['target_inputs']
-    dist = data['dist_inputs']
-    src_gt = model._gt(data['data_samples'])
-    dist_gt = model._gt(data['dist_data_samples'])
-    n, _, h, w = src.shape
-    g = torch.Generator().manual_seed(1)
-    pseudo = torch.randint(0, model.num_classes, (n, h, w), generator=g)
-    weight = torch.full((n, h, w), 0.7)
-    mixed = torch.where(torch.rand(n, 1, h, w, generator=g) > 0.5, src, tgt)
-    masked = tgt * block_mask(tgt.shape, model.mask_block_size, 0.7,
-                              generator=g)
+    import uda_step_bench as usb
+    x = usb.pass_inputs(model, batch, 'cpu', model.mask_block_size)
+    tgt = x['tgt']
     student, teacher = model.student, model.teacher
 
-    def student_pass(x, label, wgt=None):
+    def student_pass(img, label, wgt=None):
         def fn():
             student.zero_grad(set_to_none=True)
-            out = student(x, None, mode='train_logits')
+            out = student(img, None, mode='train_logits')
             losses = model._seg_loss(out, label, wgt, 'p')
             losses['p.loss'].backward()
         return fn
@@ -87,10 +77,13 @@ def hrda_pass_fns(model, batch):
 
     return {
         'teacher fused fwd (target, detail slide)': teacher_pass,
-        'student fwd+bwd (source)': student_pass(src, src_gt),
-        'student fwd+bwd (distortion view)': student_pass(dist, dist_gt),
-        'student fwd+bwd (mixed)': student_pass(mixed, pseudo, weight),
-        'student fwd+bwd (masked)': student_pass(masked, pseudo, weight),
+        'student fwd+bwd (source)': student_pass(x['src'], x['src_gt']),
+        'student fwd+bwd (distortion view)': student_pass(x['dist'],
+                                                          x['dist_gt']),
+        'student fwd+bwd (mixed)': student_pass(x['mixed'], x['pseudo'],
+                                                x['weight']),
+        'student fwd+bwd (masked)': student_pass(x['masked'], x['pseudo'],
+                                                 x['weight']),
     }
 
 

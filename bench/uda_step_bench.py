@@ -156,6 +156,32 @@ def uda_batch(n, h, w, num_classes=12, seed=0):
     return batch
 
 
+def pass_inputs(model, batch, device, mask_block_size=None):
+    """What every timed pass is fed: the preprocessed batch groups, their
+    labels, and a fixed stand-in for what the step derives from the teacher
+    (pseudo-labels, weight 0.7, a 50 % mix of source and target, the target
+    under a 0.7 MIC block mask; blocks of ``mask_block_size``, default 1/16
+    of the crop as MIC's 32 px at 512²), drawn from one seeded generator."""
+    from mmplugins.models.uda.masking_consistency import block_mask
+    data = model.data_preprocessor(batch, True)
+    src, tgt = data['inputs'], data['target_inputs']
+    n, _, h, w = src.shape
+    g = torch.Generator().manual_seed(1)
+    pseudo = torch.randint(0, model.num_classes, (n, h, w),
+                           generator=g).to(device)
+    weight = torch.full((n, h, w), 0.7, device=device)
+    mixed = torch.where(torch.rand(n, 1, h, w, generator=g).to(device) > 0.5,
+                        src, tgt)
+    if mask_block_size is None:
+        mask_block_size = max(min(h, w) // 16, 1)
+    keep = block_mask(tgt.shape, mask_block_size, 0.7, generator=g).to(tgt)
+    return dict(data=data, src=src, tgt=tgt, dist=data['dist_inputs'],
+                src_gt=model._gt(data['data_samples']),
+                dist_gt=model._gt(data['dist_data_samples']),
+                pseudo=pseudo, weight=weight, mixed=mixed,
+                masked=tgt * keep)
+
+
 def pass_fns(model, batch, device, amp=False):
     """The constituent passes of a UDA step, each a callable timed alone.
 
@@ -164,22 +190,12 @@ def pass_fns(model, batch, device, amp=False):
     pseudo-labelled images) on logits resized to the label, then backward.
     """
     from mmseg.models.utils import resize
-    data = model.data_preprocessor(batch, True)
-    src, tgt = data['inputs'], data['target_inputs']
-    dist = data['dist_inputs']
-    src_gt = model._gt(data['data_samples'])
-    dist_gt = model._gt(data['dist_data_samples'])
-    n, _, h, w = src.shape
-    g = torch.Generator().manual_seed(1)
-    pseudo = torch.randint(0, model.num_classes, (n, h, w),
-                           generator=g).to(device)
-    weight = torch.full((n, h, w), 0.7, device=device)
-    mixed = torch.where(torch.rand(n, 1, h, w, generator=g).to(device) > 0.5,
-                        src, tgt)
-    from mmplugins.models.uda.masking_consistency import block_mask
-    keep = block_mask(tgt.shape, max(min(h, w) // 16, 1), 0.7,
-                      generator=g).to(tgt)
-    masked = tgt * keep
+    x = pass_inputs(model, batch, device)
+    data, tgt = x['data'], x['tgt']
+    src, dist, src_gt, dist_gt = x['src'], x['dist'], x['src_gt'], \
+        x['dist_gt']
+    pseudo, weight, mixed, masked = x['pseudo'], x['weight'], x['mixed'], \
+        x['masked']
     student, teacher = model.student, model.teacher
     autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) \
         if amp and str(device).startswith('cuda') else None

@@ -54,6 +54,13 @@ def _instrumented(root, retry='crop', max_retries=10, pipeline=None):
     return ds, pre, crop, post
 
 
+def _split(root, pipeline):
+    """The crop split UDADataset builds for a source ``pipeline``."""
+    return UDADataset(source=source_cfg(root, pipeline=pipeline),
+                      target=target_cfg(root), rare_class_sampling=RCS,
+                      seed=0).rcs_split
+
+
 def test_split_is_found_at_the_random_crop(demo_root):
     ds = UDADataset(source=source_cfg(demo_root, crop=CROP),
                     target=target_cfg(demo_root), rare_class_sampling=RCS,
@@ -191,10 +198,7 @@ def test_two_crops_fall_back(demo_root):
                 dict(type='RandomCrop', crop_size=(48, 48)),
                 dict(type='RandomCrop', crop_size=CROP),
                 dict(type='PackSegInputs')]
-    ds = UDADataset(source=source_cfg(demo_root, pipeline=pipeline),
-                    target=target_cfg(demo_root), rare_class_sampling=RCS,
-                    seed=0)
-    assert ds.rcs_split is None
+    assert _split(demo_root, pipeline) is None
 
 
 def test_random_transform_before_the_crop_falls_back(demo_root):
@@ -205,16 +209,10 @@ def test_random_transform_before_the_crop_falls_back(demo_root):
                      ratio_range=(0.5, 2.0), keep_ratio=True),
                 dict(type='RandomCrop', crop_size=CROP),
                 dict(type='PackSegInputs')]
-    ds = UDADataset(source=source_cfg(demo_root, pipeline=pipeline),
-                    target=target_cfg(demo_root), rare_class_sampling=RCS,
-                    seed=0)
-    assert ds.rcs_split is None
+    assert _split(demo_root, pipeline) is None
     # a fixed-scale Resize before it is deterministic: split
     pipeline[2] = dict(type='Resize', scale=(64, 64), keep_ratio=True)
-    ds = UDADataset(source=source_cfg(demo_root, pipeline=pipeline),
-                    target=target_cfg(demo_root), rare_class_sampling=RCS,
-                    seed=0)
-    assert ds.rcs_split is not None
+    assert _split(demo_root, pipeline) is not None
 
 
 def test_bad_retry_value_names_the_key(demo_root):

@@ -103,6 +103,65 @@ def summarise(runs):
     return out
 
 
+def label(head, sampler):
+    """Short name of a head/sampler row, e.g. ``MaskLabelHead +
+    ClassBalancedSampler``."""
+    return f"{head.split(' ')[0]} + {sampler}"
+
+
+def ranking(runs, key='joint_f1'):
+    """Whether the head/sampler ranking by ``key`` is the same in every seed.
+
+    Returns ``per_seed`` (seed -> labels, best first), ``by_mean`` (labels by
+    mean over seeds, best first), ``stable`` (True when every seed gives the
+    same order; ties count as different orders unless equal in every seed),
+    and ``pairs``: for every two rows, how many seeds each won
+    (``[a, b, wins_a, wins_b]``) -- a pair is *consistent* when one of them
+    won in every seed."""
+    seeds = sorted({r.get('seed', 0) for r in runs})
+    names = [label(h, s) for h, s, _ in RUNS
+             if any((r['head'], r['sampler']) == (h, s) for r in runs)]
+    value = {(label(r['head'], r['sampler']), r.get('seed', 0)):
+             r['metrics'][key] for r in runs}
+    missing = [(n, s) for n in names for s in seeds if (n, s) not in value]
+    if missing:
+        raise ValueError(f'ranking: no run for {missing[0][0]!r} with seed '
+                         f'{missing[0][1]}; every row needs every seed')
+    per_seed = {s: sorted(names, key=lambda n: -value[n, s]) for s in seeds}
+    orders = {tuple(o) for o in per_seed.values()}
+    means = {n: sum(value[n, s] for s in seeds) / len(seeds) for n in names}
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            wa = sum(value[a, s] > value[b, s] for s in seeds)
+            wb = sum(value[b, s] > value[a, s] for s in seeds)
+            pairs.append([a, b, wa, wb])
+    return dict(key=key, seeds=seeds, per_seed=per_seed,
+                by_mean=sorted(names, key=lambda n: -means[n]),
+                stable=len(orders) == 1, pairs=pairs)
+
+
+def ranking_markdown(rank):
+    """One plain sentence: the ranking is stable across the seeds, or it is
+    not (with the per-seed orders and the pairs that do hold)."""
+    n = len(rank['seeds'])
+    if n < 2:
+        return ('Ranking: one seed, so nothing can be said about its '
+                'stability; run `--seeds 0 1 2`.')
+    if rank['stable']:
+        return (f'Ranking by joint macro-F1 is **the same in all {n} '
+                'seeds**: ' + ' > '.join(rank['by_mean']) + '.')
+    orders = '; '.join(f'seed {s}: ' + ' > '.join(o)
+                       for s, o in rank['per_seed'].items())
+    held = [f'{a} > {b}' if wa == n else f'{b} > {a}'
+            for a, b, wa, wb in rank['pairs'] if n in (wa, wb)]
+    return (f'Ranking by joint macro-F1 is **not stable across the {n} '
+            f'seeds** ({orders}). '
+            + ('Only these pairs keep their order in every seed: '
+               + '; '.join(held) + '.' if held else
+               'No pair keeps its order in every seed.'))
+
+
 def train(config, data, epochs, seed, work_dir, img_size):
     opts = [
         f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
@@ -147,6 +206,8 @@ def to_markdown(result):
             + f" | {fmt_pm(m['joint_acc'])} | {fmt_pm(m['mask_f1'])} | "
             f"{fmt_pm(m['gender_f1'])} | {fmt_pm(m['age_f1'])} | "
             f"{r['wall_s']['mean']:.0f} |")
+    if 'ranking' in result:
+        lines += ['', ranking_markdown(result['ranking'])]
     s = result['setup']
     lines += [
         '',
@@ -161,6 +222,7 @@ def to_markdown(result):
         '',
         f"Regenerate: `{s['command']}`",
     ]
+
     return '\n'.join(lines) + '\n'
 
 
@@ -209,7 +271,7 @@ def main(argv=None):
             'python bench/mask_cls_ablation.py'
             + ''.join(f' {a}' for a in (sys.argv[1:] if argv is None
                                         else argv))),
-        runs=runs, summary=summarise(runs))
+        runs=runs, summary=summarise(runs), ranking=ranking(runs))
     md = to_markdown(result)
     write_results('mask_cls_ablation', result,
                   ['# Mask classification ablation', '', md.rstrip('\n')],

@@ -596,6 +596,9 @@ def mask_cls(res):
         + '; '.join(cells) + '. Training + validation took '
         f'{sum(r["wall_s"] for r in d["runs"]) / 60:.0f} min for the '
         f'{len(d["runs"])} runs. '
+        + (mask_cls_ablation.ranking_markdown(
+            mask_cls_ablation.ranking(d['runs'])) + ' '
+           if len(seeds) > 1 else '')
         + (('Why stale: ' + stale_note(MASK_CLS) + '. Regenerate: '
             '`OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py --seeds 0 1'
             ' 2`, then drop its entry of `STALE`.') if stale

@@ -121,3 +121,56 @@ def test_mask_cls_summary_numbers():
     for r in legacy:
         del r['seed']
     assert mask_cls_ablation.summarise(legacy)[0]['seeds'] == [0]
+
+
+def _cls_runs(table):
+    """Runs from ``{seed: [joint_f1 of every RUNS row]}``."""
+    return [dict(head=h, sampler=s, config=c, seed=seed,
+                 metrics={k: f1s[i] for k in mask_cls_ablation.KEYS},
+                 wall_s=1.0)
+            for seed, f1s in table.items()
+            for i, (h, s, c) in enumerate(mask_cls_ablation.RUNS)]
+
+
+def test_mask_cls_ranking_stable():
+    names = [mask_cls_ablation.label(h, s)
+             for h, s, _ in mask_cls_ablation.RUNS]
+    assert names[3] == 'MaskLabelHead + ClassBalancedSampler'
+    rank = mask_cls_ablation.ranking(_cls_runs(
+        {0: [30, 20, 10, 40], 1: [31, 21, 11, 41], 2: [35, 25, 5, 45]}))
+    assert rank['stable'] is True
+    assert rank['by_mean'] == [names[3], names[0], names[1], names[2]]
+    assert rank['per_seed'][2] == rank['by_mean']
+    # 6 pairs; each won by the same row in all 3 seeds
+    assert len(rank['pairs']) == 6
+    assert all(3 in (wa, wb) for _, _, wa, wb in rank['pairs'])
+    md = mask_cls_ablation.ranking_markdown(rank)
+    assert 'the same in all 3 seeds' in md
+    assert ' > '.join(rank['by_mean']) in md
+
+
+def test_mask_cls_ranking_unstable_says_so():
+    names = [mask_cls_ablation.label(h, s)
+             for h, s, _ in mask_cls_ablation.RUNS]
+    # rows 0 and 1 swap in seed 1; row 3 beats everything every time,
+    # row 2 loses to everything every time
+    rank = mask_cls_ablation.ranking(_cls_runs(
+        {0: [30, 20, 10, 40], 1: [20, 30, 10, 40], 2: [30, 25, 10, 40]}))
+    assert rank['stable'] is False
+    assert rank['per_seed'][1] == [names[3], names[1], names[0], names[2]]
+    pair01 = [p for p in rank['pairs'] if p[:2] == names[:2]][0]
+    assert pair01[2:] == [2, 1]
+    md = mask_cls_ablation.ranking_markdown(rank)
+    assert 'not stable across the 3' in md
+    held = md.split('Only these pairs keep their order in every seed: ')[1]
+    assert f'{names[3]} > {names[0]}' in held        # held in every seed
+    assert f'{names[0]} > {names[1]}' not in held    # flipped in seed 1
+    assert held.count(' > ') == 5
+    one = mask_cls_ablation.ranking(_cls_runs({0: [1, 2, 3, 4]}))
+    assert 'one seed' in mask_cls_ablation.ranking_markdown(one)
+
+
+def test_mask_cls_ranking_needs_every_seed():
+    runs = _cls_runs({0: [1, 2, 3, 4], 1: [1, 2, 3, 4]})[:-1]
+    with pytest.raises(ValueError, match="MaskLabelHead.*seed 1"):
+        mask_cls_ablation.ranking(runs)

@@ -33,7 +33,6 @@ Two parts (issue: "Must be shown"):
 Writes ``bench/results/hrda_{step,miou,cost}.{json,md}``.
 """
 import argparse
-import json
 import os.path as osp
 import re
 import statistics
@@ -140,12 +139,9 @@ def _glob(work_dir, pattern):
 
 
 def mean_iter_time(work_dir):
-    times = []
-    for path in _glob(work_dir, osp.join('vis_data', 'scalars.json')):
-        for line in open(path):
-            row = json.loads(line) if line.strip() else {}
-            if 'time' in row and 'mIoU' not in row:
-                times.append(row['time'])
+    """Mean logged training ``time`` over all run dirs (None without)."""
+    from mmplugins.utils.run_logs import read_scalars, train_rows
+    times = [r['time'] for r in train_rows(read_scalars(work_dir))]
     return statistics.mean(times) if times else None
 
 
@@ -187,12 +183,9 @@ def train_with_peak_rss(config, work_dir, options):
 def iter_times(work_dir, skip_first=1):
     """The logged train ``time`` of each logging window (newest run dir),
     without the first ``skip_first`` windows."""
-    paths = sorted(_glob(work_dir, osp.join('vis_data', 'scalars.json')))
-    if not paths:
-        raise FileNotFoundError(f'no vis_data/scalars.json in {work_dir}')
-    rows = [json.loads(x) for x in open(paths[-1]) if x.strip()]
-    times = [r['time'] for r in rows if 'time' in r and 'mIoU' not in r]
-    return times[skip_first:]
+    from mmplugins.utils.run_logs import read_scalars, train_rows
+    rows = train_rows(read_scalars(work_dir, newest_only=True))
+    return [r['time'] for r in rows][skip_first:]
 
 
 def run_cost(args):

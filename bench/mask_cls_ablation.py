@@ -23,8 +23,6 @@ on 2 CPU cores shared with four other jobs, a few minutes on idle cores)::
     OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py --seeds 0 1 2
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import platform
@@ -185,10 +183,9 @@ def train(config, data, epochs, seed, work_dir, img_size):
     wall = time.time() - t0
     if proc.returncode != 0:
         raise RuntimeError(f'{config} failed:\n{proc.stderr[-3000:]}')
-    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                        'scalars.json')))[-1]
-    rows = [json.loads(line) for line in open(scalars)]
-    val = [r for r in rows if 'mask/joint_f1' in r][-1]
+    from mmplugins.utils.run_logs import last_row, read_scalars
+    val = last_row(read_scalars(work_dir, newest_only=True),
+                   'mask/joint_f1', source=work_dir)
     return {k: round(val[f'mask/{k}'], 2) for k in KEYS}, wall
 
 

@@ -21,9 +21,6 @@ Writes ``bench/results/uda_ablation.{json,md}``. Runs unchanged on CPU and
 CUDA (the Runner picks the device).
 """
 import argparse
-import glob
-import json
-import os
 import os.path as osp
 import statistics
 import subprocess
@@ -69,15 +66,9 @@ def _cuda():
 
 
 def final_metrics(work_dir):
-    rows = []
-    for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                   'scalars.json')):
-        with open(path) as f:
-            rows += [json.loads(x) for x in f if x.strip()]
-    vals = [r for r in rows if 'mIoU' in r]
-    if not vals:
-        raise RuntimeError(f'no validation result in {work_dir}')
-    return max(vals, key=lambda r: r.get('step', 0))
+    """The last validation row (all run dirs: a resumed run continues)."""
+    from mmplugins.utils.run_logs import last_row, read_scalars
+    return last_row(read_scalars(work_dir), 'mIoU', source=work_dir)
 
 
 def main(argv=None):
@@ -222,17 +213,8 @@ def check_seeds(seeds):
 
 def final_scalar(work_dir, key):
     """The last logged value of ``key`` in the run's scalars, or None."""
-    last = None
-    for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                   'scalars.json')):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    if key in row and (last is None
-                                       or row['step'] >= last[0]):
-                        last = (row['step'], row[key])
-    return None if last is None else last[1]
+    from mmplugins.utils.run_logs import last_value, read_scalars
+    return last_value(read_scalars(work_dir), key, default=None)
 
 
 def summarise(runs):

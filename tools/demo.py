@@ -37,7 +37,6 @@ Example::
     python tools/demo.py --warm-iters 2 --iters 2 --work-dir /tmp/d  # smoke
 """
 import argparse
-import json
 import os
 import os.path as osp
 import shutil
@@ -163,21 +162,28 @@ def last_checkpoint(work_dir, iters):
 
 def scalars(work_dir):
     """Every row of the run's ``vis_data/scalars.json`` (newest run dir)."""
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isfile(osp.join(work_dir, d, 'vis_data',
-                                         'scalars.json')))
-    if not runs:
-        raise FileNotFoundError(f'demo: no vis_data/scalars.json in '
-                                f'{work_dir}')
-    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
-        return [json.loads(x) for x in f if x.strip()]
+    from mmplugins.utils.run_logs import read_scalars
+    return read_scalars(work_dir, newest_only=True)
 
 
 def final_value(rows, key, work_dir):
-    vals = [r for r in rows if key in r]
-    if not vals:
-        raise KeyError(f'demo: no `{key}` logged in {work_dir}')
-    return max(vals, key=lambda r: r.get('step', 0))[key]
+    """The value of ``key`` logged at the highest step."""
+    from mmplugins.utils.run_logs import last_value
+    return last_value(rows, key, source=work_dir)
+
+
+def pseudo_weight_window(config_file):
+    """Iterations the logged ``pseudo_weight`` averages over: the log
+    processor's ``window_size`` when its ``mean_pattern`` matches the key,
+    else 1 (the current iteration's value, mmengine's default)."""
+    import re
+
+    from mmengine.config import Config
+    lp = Config.fromfile(config_file).get('log_processor', {})
+    pattern = lp.get('mean_pattern', r'.*(loss|time|data_time|grad_norm).*')
+    if re.search(pattern, 'pseudo_weight') is None:
+        return 1
+    return int(lp.get('window_size', 10))
 
 
 def warm_start(args, options):
@@ -309,13 +315,15 @@ def main(argv=None):
     t_uda = time.perf_counter() - t0 - t_warm
     rows = scalars(uda_wd)
     uda_miou = final_value(rows, 'mIoU', uda_wd)
+    # logged as the mean over the log processor's window (the runtime's
+    # mean_pattern): one batch's confident fraction (2 target crops) jumps
+    # by +-0.1. Also the mean of the values logged over the second half.
     pseudo_weight = final_value(rows, 'pseudo_weight', uda_wd)
-    # one batch's confident fraction is noisy (2 target crops): also the
-    # mean of the values logged over the second half of the run
     late = [r['pseudo_weight'] for r in rows
             if 'pseudo_weight' in r and r['step'] > args.iters // 2]
     late_pw = sum(late) / len(late) if late else pseudo_weight
     dumped = osp.join(uda_wd, osp.basename(config))
+    window = pseudo_weight_window(dumped)
     panel = osp.join(uda_wd, 'demo_panel.png')
     write_panel(dumped, last_checkpoint(uda_wd, args.iters), panel,
                 args.num_vis)
@@ -338,8 +346,8 @@ def main(argv=None):
     print(f'  (fisheye val split; source-only = the warm start after '
           f'{args.warm_iters} iterations'
           f'{", reused" if reused else ""}, MIC+dual = {args.iters} UDA '
-          f'iterations from it; pseudo_weight {pseudo_weight:.3f} at the '
-          f'end, {late_pw:.3f} mean over the second half)')
+          f'iterations from it; pseudo_weight {pseudo_weight:.3f} over the '
+          f'last {window} iterations, {late_pw:.3f} over the second half)')
     if control is not None:
         print(f'  control: source-only continued for the same {args.iters} '
               f'iterations from the warm start: {control:.2f}')
@@ -356,6 +364,7 @@ def main(argv=None):
             source_only_continued_mIoU=control,
             final_pseudo_weight=pseudo_weight,
             second_half_pseudo_weight=late_pw,
+            pseudo_weight_window=window,
             pseudo_weight=[[r['step'], r['pseudo_weight']] for r in rows
                            if 'pseudo_weight' in r],
             warm_start_reused=reused, warm_start_s=round(t_warm, 1),

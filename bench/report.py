@@ -319,7 +319,11 @@ def demo(res):
             f'{d["warm_iters"]} iterations) → MIC+dual '
             f'**{d["uda_mIoU"]:.2f}** after {d["iters"]} UDA iterations from '
             f'it{ctrl}. `pseudo_weight` {d["final_pseudo_weight"]:.3f} at '
-            f'the end, {d["second_half_pseudo_weight"]:.3f} on average over '
+            'the end ('
+            + (f'mean of the last {d["pseudo_weight_window"]} iterations'
+               if d.get('pseudo_weight_window', 1) > 1 else
+               'one batch of 2 target crops')
+            + f'), {d["second_half_pseudo_weight"]:.3f} on average over '
             f'the second half. {d["total_s"]:.0f} s of training '
             f'({d["warm_start_s"]:.0f} s warm start + {d["uda_s"]:.0f} s '
             f'UDA, validation and start-up included). '

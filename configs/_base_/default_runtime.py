@@ -13,7 +13,17 @@ vis_backends = [
 ]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=False)
+# Logged scalars matching mean_pattern are the mean over the last window_size
+# (10) iterations, the others the current iteration's value. mmengine's
+# default pattern averages losses and times; the UDA segmentors' confident
+# pseudo-label fraction (`pseudo_weight`, `masked.pseudo_weight`) is added:
+# one batch holds only a few target crops, so its current value jumps by
+# +-0.1 between iterations. (mmcv 1.x, which the DAFormer/MIC reference ran
+# on, averaged every logged variable over the logging interval.)
+log_processor = dict(
+    by_epoch=False,
+    window_size=10,
+    mean_pattern=r'.*(loss|time|data_time|grad_norm|pseudo_weight).*')
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -81,6 +81,9 @@ def test_results_file_carries_figures_and_provenance(demo_run):
     assert 'control: source-only continued for the same 2 iterations' in out
     assert res['pseudo_weight'] and res['pseudo_weight'][-1][1] == \
         res['final_pseudo_weight']
+    # logged as a 10-iteration mean (configs/_base_/default_runtime.py)
+    assert res['pseudo_weight_window'] == 10
+    assert 'pseudo_weight' in out and 'over the last 10 iterations' in out
     prov = res['provenance']
     for key in ('commit', 'dirty', 'command', 'machine', 'packages', 'date'):
         assert key in prov, key

@@ -316,8 +316,8 @@ def main(argv=None):
     rows = scalars(uda_wd)
     uda_miou = final_value(rows, 'mIoU', uda_wd)
     # logged as the mean over the log processor's window (the runtime's
-    # mean_pattern): one batch's confident fraction (2 target crops) jumps
-    # by +-0.1. Also the mean of the values logged over the second half.
+    # mean_pattern): one batch's confident fraction (2 target crops) is
+    # noisy. Also the mean of the values logged over the second half.
     pseudo_weight = final_value(rows, 'pseudo_weight', uda_wd)
     late = [r['pseudo_weight'] for r in rows
             if 'pseudo_weight' in r and r['step'] > args.iters // 2]

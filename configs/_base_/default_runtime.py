@@ -17,8 +17,8 @@ visualizer = dict(
 # (10) iterations, the others the current iteration's value. mmengine's
 # default pattern averages losses and times; the UDA segmentors' confident
 # pseudo-label fraction (`pseudo_weight`, `masked.pseudo_weight`) is added:
-# one batch holds only a few target crops, so its current value jumps by
-# +-0.1 between iterations. (mmcv 1.x, which the DAFormer/MIC reference ran
+# one batch holds only a few target crops, so its current value is noisy.
+# (mmcv 1.x, which the DAFormer/MIC reference ran
 # on, averaged every logged variable over the logging interval.)
 log_processor = dict(
     by_epoch=False,

@@ -5,7 +5,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from conftest import CLASSES, H, RARE_BOX, W, source_label
+from _uda_data_fixtures import CLASSES, H, RARE_BOX, W, source_label
 
 from mmplugins.datasets.class_stats import (CACHE_DIRNAME,
                                             compute_class_pixel_counts,

@@ -6,7 +6,7 @@ import subprocess
 
 import cv2
 import pytest
-from conftest import source_cfg, target_cfg
+from _uda_data_fixtures import source_cfg, target_cfg
 
 
 def _tool(repo_root):

@@ -342,7 +342,7 @@ def test_device_config_end_to_end_on_demo_data(tmp_path):
     from mmengine.registry import MODELS
     from mmengine.runner import Runner
 
-    from conftest import write_split
+    from _uda_data_fixtures import write_split
     root = str(tmp_path / 'demo')
     write_split(root, 'train_source', 4)
     write_split(root, 'train_target', 3)

@@ -5,7 +5,7 @@ run once per item, the crop is retried, the transforms after it run once.
 """
 import numpy as np
 import pytest
-from conftest import source_cfg, target_cfg
+from _uda_data_fixtures import source_cfg, target_cfg
 
 from mmplugins.datasets.crop_split import CropSplitPipeline
 from mmplugins.datasets.uda_dataset import UDADataset

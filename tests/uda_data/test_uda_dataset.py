@@ -5,7 +5,7 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from conftest import CLASSES, PALETTE, source_cfg, source_label, target_cfg
+from _uda_data_fixtures import CLASSES, PALETTE, source_cfg, source_label, target_cfg
 
 from mmplugins.datasets.uda_dataset import UDADataset
 
@@ -185,7 +185,7 @@ def test_rcs_recrops_until_the_rare_class_is_in_the_crop(demo_root):
 
 
 def test_rcs_class_that_never_occurs(tmp_path):
-    from conftest import write_split
+    from _uda_data_fixtures import write_split
     root = str(tmp_path / 'd5')
     write_split(root, 'train_source', 6)
     write_split(root, 'train_target', 2)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import CLASSES, source_cfg, target_cfg
+from _uda_data_fixtures import CLASSES, source_cfg, target_cfg
 
 from mmplugins.datasets.transforms.valid_pseudo_mask import (
     PackValidPseudoMask, ValidPseudoMask)

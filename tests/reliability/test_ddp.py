@@ -173,6 +173,27 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _launch_two_ranks(runs, cfg, cfg_file):
+    """Write ``cfg`` to ``cfg_file``, run ``_ddp_teacher_worker.py`` on it
+    with 2 processes (``torch.distributed.run``, 1 thread each), assert it
+    succeeded; returns (the ranks' JSON records, the console log)."""
+    cfg_path = runs.write_config(cfg, str(cfg_file))
+    out = str(cfg_file.parent / 'out')
+    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
+    worker = osp.join(osp.dirname(__file__), '_ddp_teacher_worker.py')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+         '2', '--master_port', str(_free_port()), worker, cfg_path, out],
+        cwd=runs.REPO, env=env, capture_output=True, text=True, timeout=400)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    res = []
+    for r in (0, 1):
+        with open(osp.join(out, f'rank{r}.json')) as f:
+            res.append(json.load(f))
+    return res, log
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('family', ['seg', 'hrda'])
 def test_teacher_identical_across_ranks(family, rel_data, runs, tmp_path):
@@ -183,16 +204,7 @@ def test_teacher_identical_across_ranks(family, rel_data, runs, tmp_path):
     batch, and checkpoints store rank 0's."""
     cfg = runs.BUILDERS[family](rel_data['seg'], 5, [], ckpt_interval=100,
                                 num_workers=0)
-    cfg_path = runs.write_config(cfg, str(tmp_path / 'ddp.py'))
-    out = str(tmp_path / 'out')
-    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
-    worker = osp.join(osp.dirname(__file__), '_ddp_teacher_worker.py')
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-         '2', '--master_port', str(_free_port()), worker, cfg_path, out],
-        cwd=runs.REPO, env=env, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    res = [json.load(open(osp.join(out, f'rank{r}.json'))) for r in (0, 1)]
+    res, _ = _launch_two_ranks(runs, cfg, tmp_path / 'ddp.py')
     assert res[0]['iters'] == res[1]['iters'] == 5
     assert res[0]['teacher'] == res[1]['teacher']
     assert res[0]['student'] == res[1]['student']
@@ -214,20 +226,10 @@ def test_nan_on_one_rank_all_ranks_skip(rel_data, runs, tmp_path):
     cfg = runs.seg_config(rel_data['seg'], 5, hooks, ckpt_interval=100,
                           num_workers=0)
     cfg.env_cfg.dist_cfg = dict(backend='nccl')
-    cfg_path = runs.write_config(cfg, str(tmp_path / 'ddp_nan.py'))
-    out = str(tmp_path / 'out')
-    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
-    worker = osp.join(osp.dirname(__file__), '_ddp_teacher_worker.py')
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-         '2', '--master_port', str(_free_port()), worker, cfg_path, out],
-        cwd=runs.REPO, env=env, capture_output=True, text=True, timeout=400)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
+    res, log = _launch_two_ranks(runs, cfg, tmp_path / 'ddp_nan.py')
     if not torch.cuda.is_available():
         assert "dist backend 'nccl' was requested but CUDA is not " \
             "available; using 'gloo' instead" in log
-    res = [json.load(open(osp.join(out, f'rank{r}.json'))) for r in (0, 1)]
     for r in res:
         h = {e['iter']: e for e in r['history']}
         assert r['iters'] == 5 and sorted(h) == [1, 2, 3, 4, 5]

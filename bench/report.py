@@ -73,22 +73,6 @@ STALE = {
         'same H100 session, same reason',
     'bench/results/slide_inference_h100_1024x2048_tf32.json':
         'same H100 session, same reason',
-    'bench/results/diet_ablation.json':
-        'seed 0 of the diet ablation, recorded before provenance with '
-        'other thread / worker settings than seeds 1 and 2; re-running the '
-        'seeds with `--seeds 0 1 2` costs the training time given beside '
-        'the figures, more than this machine (2 cores shared with other '
-        'jobs) could spare so far',
-    'bench/results/diet_ablation_seed1/diet_ablation.json':
-        'seed 1 of the diet ablation (2 threads, 1 worker), before '
-        'provenance; same cost',
-    'bench/results/diet_ablation_seed2/diet_ablation.json':
-        'seed 2 of the diet ablation (2 threads, 1 worker), before '
-        'provenance; same cost',
-    'bench/results/mask_cls_ablation.json':
-        'one seed, recorded before provenance; `--seeds 0 1 2` costs the '
-        'training time given beside the figures per seed, not spent yet on '
-        'the shared 2 cores',
 }
 
 #: results files WITHOUT provenance that the report does not read, and why
@@ -204,10 +188,14 @@ GPU_SCALING = 'bench/results/gpu/scaling_h100.json'
 GPU_SLIDE = ['bench/results/slide_inference_h100_1024x2048.json',
              'bench/results/slide_inference_h100_2x512x1024.json',
              'bench/results/slide_inference_h100_1024x2048_tf32.json']
-DIET_FILES = ['bench/results/diet_ablation.json',
-              'bench/results/diet_ablation_seed1/diet_ablation.json',
-              'bench/results/diet_ablation_seed2/diet_ablation.json']
+DIET = 'bench/results/diet_ablation.json'
 MASK_CLS = 'bench/results/mask_cls_ablation.json'
+#: the same classification ablation at other schedules (same seeds): the
+#: README says at which schedules the ranking holds
+MASK_CLS_SCHEDULES = [
+    'bench/results/mask_cls_ablation_6ep/mask_cls_ablation.json',
+    MASK_CLS,
+    'bench/results/mask_cls_ablation_72ep/mask_cls_ablation.json']
 BENCH_FILES = dict(uda_step='uda_step.json',
                    data_pipeline='data_pipeline.json',
                    slide_inference='slide_inference.json',
@@ -512,29 +500,18 @@ DIET_SEED_KEYS = ['ap', 'classes', 'setup.seed', 'images_seen.full',
 
 
 def diet_seeds(res):
-    """The per-seed diet results: from ``diet_ablation.json`` written by
-    ``--seeds`` (key ``per_seed``, one file with provenance), else from the
-    three single-seed files recorded before it (allow-listed as stale).
-    Returns ``(per_seed list, [files read], stale?)``."""
-    rel = DIET_FILES[0]
-    try:
-        with open(osp.join(res.root, rel)) as f:
-            multi = 'per_seed' in json.load(f)
-    except (OSError, ValueError):
-        multi = False
-    if multi:
-        d = res.load(rel, ['per_seed', 'command'])
-        for i, r in enumerate(d['per_seed']):
-            for k in DIET_SEED_KEYS:
-                get(r, k, f'{rel} per_seed[{i}]')
-        return d['per_seed'], [rel], rel in STALE, d
-    files = [res.load(r, DIET_SEED_KEYS + ['command']) for r in DIET_FILES]
-    return files, DIET_FILES, any(r in STALE for r in DIET_FILES), None
+    """The per-seed diet results of ``diet_ablation.json`` (written by
+    ``--seeds``). Returns ``(per_seed list, the file's data)``."""
+    d = res.load(DIET, ['per_seed', 'command'])
+    for i, r in enumerate(d['per_seed']):
+        for k in DIET_SEED_KEYS:
+            get(r, k, f'{DIET} per_seed[{i}]')
+    return d['per_seed'], d
 
 
 def diet(res):
     import diet_ablation
-    per_seed, rels, stale, multi = diet_seeds(res)
+    per_seed, d_file = diet_seeds(res)
     s = diet_ablation.summarise(per_seed)
     by_seed = sorted(per_seed, key=lambda r: r['setup']['seed'])
     d = s['delta']['diet_ft - full']
@@ -547,8 +524,7 @@ def diet(res):
             for c in r['classes'] if r['ap']['diet_ft'][c]['ap'] == 0
             and r['ap']['full'][c]['ap'] >= 0.05]  # >= 5 AP points
     text = (
-        ('**Stale: detection' if stale else '**Detection')
-        + ' — diet → fine-tune vs full data at equal '
+        '**Detection — diet → fine-tune vs full data at equal '
         'compute** (RTMDet-tiny 192² from scratch, '
         f'{by_seed[0]["images_seen"]["full"]:,} images seen per arm, seeds '
         f'{", ".join(map(str, s["seeds"]))}, far from converged; per-class '
@@ -558,26 +534,17 @@ def diet(res):
         f' per-seed difference {fmt_pm(d, 1, signed=True)}, '
         + ('better in every seed' if better else 'not better in every seed')
         + ': ' + ', '.join(f'{v:+.1f}' for v in d['values']) + ')'
-        + (f' → {fmt_pm(s["ap"]["ensemble"]["mean"]["ap"], 1)} (WBF '
-           'ensemble of both)' if 'ensemble' in s['ap'] else '')
+        + (f'; the WBF ensemble of both arms: '
+           f'{fmt_pm(s["ap"]["ensemble"]["mean"]["ap"], 1)}'
+           if 'ensemble' in s['ap'] else '')
         + f'; seed {by_seed[0]["setup"]["seed"]}, rare states: {rare}. '
-        + (f'The diet arm lost {", ".join(lost)} (explained in the doc). '
+        + (f'The diet arm lost {", ".join(lost)} (see the doc). '
            if lost else '')
         + 'Training took '
         + ', '.join(f'{sum(r["train_s"].values()) / 60:.0f}'
                     for r in by_seed)
         + ' min per seed (both arms). ')
-    if multi is not None:
-        text += prov_line(multi, rels[0]) + '.'
-    else:
-        text += ('The seeds were not run alike (' + '; '.join(
-            f'seed {r["setup"]["seed"]}: `{r["command"]}`' for r in by_seed)
-            + ').')
-    if stale:
-        text += (' Why stale: ' + stale_note(rels[0]) + '. Regenerate: '
-                 '`python bench/diet_ablation.py --iters 300 --stage1-iters '
-                 '150 --ensemble --seeds 0 1 2`, then drop the diet entries '
-                 'of `STALE` and the single-seed files.')
+    text += prov_line(d_file, DIET) + '.'
     return [text]
 
 
@@ -585,11 +552,11 @@ def mask_cls(res):
     d = res.load(MASK_CLS, ['runs', 'setup.epochs', 'runs.0.wall_s'])
     import mask_cls_ablation
     summ = mask_cls_ablation.summarise(d['runs'])
-    cells = [f'{r["head"].split(" ")[0]} + {r["sampler"]}: '
+    cells = [f'{mask_cls_ablation.label(r["head"], r["sampler"])}: '
              f'{fmt_pm(r["metrics"]["joint_f1"], 1)}' for r in summ]
     seeds = sorted({s for r in summ for s in r['seeds']})
     stale = MASK_CLS in STALE
-    return [
+    text = (
         ('**Stale: classification' if stale else '**Classification')
         + ' — 18-way head vs multi-label mask head, ± '
         f'class-balanced sampler** (demo data, {d["setup"]["epochs"]} epochs,'
@@ -602,11 +569,46 @@ def mask_cls(res):
         f'{len(d["runs"])} runs. '
         + (mask_cls_ablation.ranking_markdown(
             mask_cls_ablation.ranking(d['runs'])) + ' '
-           if len(seeds) > 1 else '')
-        + (('Why stale: ' + stale_note(MASK_CLS) + '. Regenerate: '
-            '`OMP_NUM_THREADS=2 python bench/mask_cls_ablation.py --seeds 0 1'
-            ' 2`, then drop its entry of `STALE`.') if stale
-           else prov_line(d, MASK_CLS) + '.')]
+           if len(seeds) > 1 else ''))
+    if stale:
+        return [text + 'Why stale: ' + stale_note(MASK_CLS) + '. Regenerate: '
+                '`OMP_NUM_THREADS=1 python bench/mask_cls_ablation.py '
+                '--seeds 0 1 2`, then drop its entry of `STALE`.']
+    text += prov_line(d, MASK_CLS) + '. ' + mask_cls_schedules(res)
+    return [text]
+
+
+def mask_cls_schedules(res):
+    """One sentence over :data:`MASK_CLS_SCHEDULES`: per schedule, the mean
+    joint macro-F1 of every row and whether the ranking held in every
+    seed."""
+    import mask_cls_ablation
+    parts, stable = [], []
+    for rel in MASK_CLS_SCHEDULES:
+        d = res.load(rel, ['runs', 'setup.epochs'])
+        rank = mask_cls_ablation.ranking(d['runs'])
+        stable.append(rank['stable'])
+        means = ' / '.join(
+            f'{r["metrics"]["joint_f1"]["mean"]:.1f}'
+            for r in mask_cls_ablation.summarise(d['runs']))
+        parts.append(f'{d["setup"]["epochs"]} epochs {means} ('
+                     + ('same order in every seed' if rank['stable'] else
+                        'order differs between seeds') + ')')
+    names = ' / '.join(mask_cls_ablation.label(h, s)
+                       for h, s, _ in mask_cls_ablation.RUNS)
+    epochs = [res.load(rel)['setup']['epochs'] for rel in MASK_CLS_SCHEDULES]
+    if all(stable):
+        verdict = 'The ranking is stable at every schedule tried.'
+    elif not any(stable):
+        verdict = ('The ranking is **not** stable across seeds at any '
+                   'schedule tried, so these runs do not rank the heads and '
+                   'samplers.')
+    else:
+        verdict = ('The ranking is stable across seeds only at '
+                   + ', '.join(f'{e}' for e, ok in zip(epochs, stable) if ok)
+                   + ' epochs.')
+    return (f'Same seeds at other schedules, joint macro-F1 of {names}: '
+            + '; '.join(parts) + '. ' + verdict)
 
 
 def readme_results(res):

@@ -13,6 +13,7 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'bench'))
 
+import mask_cls_ablation  # noqa: E402
 import report  # noqa: E402
 
 UDA = 'bench/results/uda_ablation_reference/uda_ablation.json'
@@ -93,7 +94,8 @@ def test_missing_file_and_stale_entry_with_provenance(tree):
     assert msg.startswith(report.REAL_LOADER) and 'missing' in msg
     shutil.copy(osp.join(ROOT, report.REAL_LOADER), tree / report.REAL_LOADER)
     # the allow-list cannot outlive its reason
-    rel = report.MASK_CLS
+    rel = 'bench/results/gpu/scaling_h100.json'
+    assert rel in report.STALE
     edit(tree, rel, lambda d: d.update(provenance={}))
     msg = render_error(tree)
     assert msg.startswith(rel) and 'STALE' in msg
@@ -103,7 +105,7 @@ def test_every_stale_entry_is_read_and_labelled():
     res = report.Results()
     text = '\n'.join(report.readme_results(res) + report.docs_gpu(res))
     assert set(report.STALE) <= set(res.read)
-    assert text.count('**Stale') >= 4
+    assert text.count('**Stale') >= 3  # the H100 step, scaling, slide rows
     for rel, data in res.read.items():
         assert ('provenance' in data) != (rel in report.STALE), rel
 
@@ -149,35 +151,43 @@ def test_text_outside_the_markers_is_kept(tree):
     assert 'keep me 42' in new
 
 
-def test_regenerated_ablations_leave_the_stale_list(tree, monkeypatch):
-    """After `--seeds` runs the report reads ONE file per ablation, with
-    provenance, and drops the stale label once the allow-list entries go."""
-    prov = dict(commit='a' * 40, dirty=False, command='python bench/x.py',
-                machine=dict(device='cpu'), date='2026-12-03T00:00:00')
-    legacy = [json.loads((tree / rel).read_text())
-              for rel in report.DIET_FILES]
-    (tree / report.DIET_FILES[0]).write_text(json.dumps(dict(
-        per_seed=legacy, command='python bench/diet_ablation.py',
-        provenance=prov)))
-    for rel in report.DIET_FILES[1:]:  # the single-seed files go
-        (tree / rel).unlink()
-    runs = json.loads((tree / report.MASK_CLS).read_text())['runs']
-    two = [dict(r, seed=s, metrics={k: v + s for k, v in
-                                    r['metrics'].items()})
-           for s in (0, 2) for r in runs]
-    edit(tree, report.MASK_CLS, lambda d: d.update(runs=two,
-                                                    provenance=prov))
-    # still allow-listed: refused, naming the entry to remove
-    assert 'STALE' in render_error(tree)
-    stale = {k: v for k, v in report.STALE.items()
-             if k not in report.DIET_FILES and k != report.MASK_CLS}
-    monkeypatch.setattr(report, 'STALE', stale)
+def test_seeded_ablations_render_derived_figures(tree):
+    """The diet and classification paragraphs: per-seed differences and
+    mean ± std computed from the --seeds files, and the classification
+    ranking verdict over the schedules."""
+    def set_diet(d):
+        for seed, r in enumerate(d['per_seed']):
+            r['ap']['full']['mean']['ap'] = 0.20 + 0.01 * seed
+            r['ap']['diet_ft']['mean']['ap'] = 0.30 - 0.01 * seed
+    edit(tree, report.DIET, set_diet)
+
+    def same_order(d):
+        for r in d['runs']:           # row i scores 10 * i + seed
+            i = [c for _, _, c in mask_cls_ablation.RUNS].index(r['config'])
+            r['metrics']['joint_f1'] = 10.0 * i + r['seed']
+    for rel in report.MASK_CLS_SCHEDULES:
+        edit(tree, rel, same_order)
     new = report.render(str(tree), str(tree))['README.md'][1]
-    assert '**Detection — diet' in new and 'Stale: detection' not in new
-    assert 'mean AP 27.7 ± 3.3 (full) → 38.2 ± 2.6' in new
-    assert '**Classification — 18-way' in new
-    assert 'seeds [0, 2], mean ± std' in new
-    assert '18-way + DefaultSampler: 28.4 ± 1.4' in new  # 27.35, 29.35
+    # full 20, 21, 22 -> diet 30, 29, 28: +10, +8, +6
+    assert 'mean AP 21.0 ± 1.0 (full) → 29.0 ± 1.0' in new
+    assert ('per-seed difference +8.0 ± 2.0, better in every seed: '
+            '+10.0, +8.0, +6.0') in new
+    assert '18-way + DefaultSampler: 1.0 ± 1.0' in new
+    assert 'MaskLabelHead + ClassBalancedSampler: 31.0 ± 1.0' in new
+    assert 'is **the same in all 3 seeds**' in new
+    assert 'The ranking is stable at every schedule tried.' in new
+
+    def flip(d):                      # seed 1 swaps rows 0 and 1
+        for r in d['runs']:
+            if r['seed'] == 1 and r['sampler'] == 'ClassBalancedSampler' \
+                    and r['head'].startswith('18-way'):
+                r['metrics']['joint_f1'] = -5.0
+    edit(tree, report.MASK_CLS_SCHEDULES[0], flip)
+    new = report.render(str(tree), str(tree))['README.md'][1]
+    epochs = [json.loads((tree / rel).read_text())['setup']['epochs']
+              for rel in report.MASK_CLS_SCHEDULES[1:]]
+    assert ('The ranking is stable across seeds only at '
+            f'{epochs[0]}, {epochs[1]} epochs.') in new
 
 
 def test_every_results_file_has_provenance_or_a_reason(tree):

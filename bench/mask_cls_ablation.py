@@ -227,7 +227,6 @@ def to_markdown(result):
         '',
         f"Regenerate: `{s['command']}`",
     ]
-
     return '\n'.join(lines) + '\n'
 
 

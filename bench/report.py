@@ -555,10 +555,8 @@ def mask_cls(res):
     cells = [f'{mask_cls_ablation.label(r["head"], r["sampler"])}: '
              f'{fmt_pm(r["metrics"]["joint_f1"], 1)}' for r in summ]
     seeds = sorted({s for r in summ for s in r['seeds']})
-    stale = MASK_CLS in STALE
     text = (
-        ('**Stale: classification' if stale else '**Classification')
-        + ' — 18-way head vs multi-label mask head, ± '
+        '**Classification — 18-way head vs multi-label mask head, ± '
         f'class-balanced sampler** (demo data, {d["setup"]["epochs"]} epochs,'
         + (f' seeds {seeds}, mean ± std' if len(seeds) > 1 else
            ' one seed: one run per row cannot rank them')
@@ -570,10 +568,6 @@ def mask_cls(res):
         + (mask_cls_ablation.ranking_markdown(
             mask_cls_ablation.ranking(d['runs'])) + ' '
            if len(seeds) > 1 else ''))
-    if stale:
-        return [text + 'Why stale: ' + stale_note(MASK_CLS) + '. Regenerate: '
-                '`OMP_NUM_THREADS=1 python bench/mask_cls_ablation.py '
-                '--seeds 0 1 2`, then drop its entry of `STALE`.']
     text += prov_line(d, MASK_CLS) + '. ' + mask_cls_schedules(res)
     return [text]
 
@@ -583,11 +577,12 @@ def mask_cls_schedules(res):
     joint macro-F1 of every row and whether the ranking held in every
     seed."""
     import mask_cls_ablation
-    parts, stable = [], []
+    parts, stable, epochs = [], [], []
     for rel in MASK_CLS_SCHEDULES:
         d = res.load(rel, ['runs', 'setup.epochs'])
         rank = mask_cls_ablation.ranking(d['runs'])
         stable.append(rank['stable'])
+        epochs.append(d['setup']['epochs'])
         means = ' / '.join(
             f'{r["metrics"]["joint_f1"]["mean"]:.1f}'
             for r in mask_cls_ablation.summarise(d['runs']))
@@ -596,7 +591,6 @@ def mask_cls_schedules(res):
                         'order differs between seeds') + ')')
     names = ' / '.join(mask_cls_ablation.label(h, s)
                        for h, s, _ in mask_cls_ablation.RUNS)
-    epochs = [res.load(rel)['setup']['epochs'] for rel in MASK_CLS_SCHEDULES]
     if all(stable):
         verdict = 'The ranking is stable at every schedule tried.'
     elif not any(stable):

@@ -173,17 +173,17 @@ def final_value(rows, key, work_dir):
 
 
 def pseudo_weight_window(config_file):
-    """Iterations the logged ``pseudo_weight`` averages over: the log
-    processor's ``window_size`` when its ``mean_pattern`` matches the key,
-    else 1 (the current iteration's value, mmengine's default)."""
-    import re
-
+    """Iterations the logged ``pseudo_weight`` averages over: the window of
+    the config's log processor (built as the Runner builds it) when its
+    ``mean_pattern`` matches the key, else 1 (the current value)."""
     from mmengine.config import Config
-    lp = Config.fromfile(config_file).get('log_processor', {})
-    pattern = lp.get('mean_pattern', r'.*(loss|time|data_time|grad_norm).*')
-    if re.search(pattern, 'pseudo_weight') is None:
+    from mmengine.registry import LOG_PROCESSORS
+    lp = LOG_PROCESSORS.build(dict(
+        dict(type='LogProcessor'),
+        **Config.fromfile(config_file).get('log_processor', {})))
+    if lp.mean_pattern.search('pseudo_weight') is None:
         return 1
-    return int(lp.get('window_size', 10))
+    return int(lp.window_size)
 
 
 def warm_start(args, options):

@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -260,6 +261,15 @@ def prewarm() -> None:
     import mmseg.models  # noqa: F401
 
 
+def _wait_for_a_new_second(work_dir: str) -> None:
+    """mmengine names a run's folder after its start time, to the second. A
+    forked run starts within a second, so one started right after another
+    in the same ``work_dir`` would log into the previous run's folder: wait
+    until the current second has no folder there."""
+    while osp.isdir(osp.join(work_dir, time.strftime('%Y%m%d_%H%M%S'))):
+        time.sleep(0.05)
+
+
 def train_forked(config: str, work_dir: str, resume: bool = False,
                  log: Optional[str] = None) -> int:
     """Run ``tools/train.py``'s ``main`` in a forked child of this process
@@ -268,6 +278,7 @@ def train_forked(config: str, work_dir: str, resume: bool = False,
     prewarm()
     import train
     os.makedirs(work_dir, exist_ok=True)
+    _wait_for_a_new_second(work_dir)
     log = log or osp.join(work_dir, 'stdout.log')
     sys.stdout.flush()
     sys.stderr.flush()

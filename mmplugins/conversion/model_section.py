@@ -1,0 +1,310 @@
+"""Reference ``model`` section (mmseg 0.x) -> ``model.segmentor`` keys:
+the segmentor type, the MiT backbone, the DAFormer head and HRDA's
+segmentor and head options. Key tables: :mod:`.tables`."""
+from .base import SectionBase
+from .tables import (HRDA_HEAD_COPIED, HRDA_OUTPUT_STRIDE, HRDA_SEG_KEYS,
+                     MIT_HEADS, MIT_SIZES)
+
+
+class ModelSection(SectionBase):
+    """``_model`` and its helpers (mixed into the Converter)."""
+
+    def _model(self, m):
+        m = dict(m)
+        seg = {}
+        mtype = m.pop('type', 'EncoderDecoder')
+        hrda = mtype == 'HRDAEncoderDecoder'
+        if mtype not in ('EncoderDecoder', 'HRDAEncoderDecoder'):
+            self._reject('model.type', mtype, 'only EncoderDecoder and '
+                         'HRDAEncoderDecoder are converted')
+            for k in HRDA_SEG_KEYS:
+                if k in m:
+                    self._reject(f'model.{k}', m.pop(k), 'HRDA option')
+        seg['type'] = mtype if hrda else 'EncoderDecoder'
+        pretrained = m.pop('pretrained', None)
+        seg['backbone'] = self._backbone(m.pop('backbone', None), pretrained)
+        if pretrained:
+            self._map('model.pretrained',
+                      'model.segmentor.backbone.init_cfg (Pretrained)')
+        seg['decode_head'] = self._decode_head(m.pop('decode_head', None),
+                                               hrda)
+        if hrda:
+            seg.update(self._hrda_segmentor(m))
+        if 'auxiliary_head' in m:
+            self._reject('model.auxiliary_head', m.pop('auxiliary_head'),
+                         'UDASegmentor trains the decode head only')
+        if 'neck' in m:
+            self._reject('model.neck', m.pop('neck'))
+        train_cfg = m.pop('train_cfg', None)
+        seg['train_cfg'] = dict(train_cfg or {})
+        test_cfg = dict(m.pop('test_cfg', None) or dict(mode='whole'))
+        if test_cfg.pop('batched_slide', False):
+            test_cfg['batch_size'] = None
+            if hrda:  # HRDAEncoderDecoder is a BatchedSlideEncoderDecoder
+                self._map('model.test_cfg.batched_slide=True',
+                          'model.segmentor.test_cfg.batch_size=None')
+            else:
+                seg['type'] = 'BatchedSlideEncoderDecoder'
+                self._map('model.test_cfg.batched_slide=True',
+                          "model.segmentor.type='BatchedSlideEncoderDecoder'"
+                          ', test_cfg.batch_size=None')
+        for k in ('crop_size', 'stride'):
+            if isinstance(test_cfg.get(k), list):
+                test_cfg[k] = tuple(test_cfg[k])
+        for k in list(test_cfg):
+            if k not in ('mode', 'crop_size', 'stride', 'batch_size'):
+                self._reject(f'model.test_cfg.{k}', test_cfg.pop(k))
+        seg['test_cfg'] = test_cfg
+        self._map('model.train_cfg/test_cfg',
+                  'model.segmentor.train_cfg/test_cfg')
+        self._leftover(m, 'model')
+        return seg
+
+    def _hrda_segmentor(self, m):
+        """HRDAEncoderDecoder's keys, checked as HRDAEncoderDecoder checks
+        them (a value it rejects is unsupported). Reference defaults where
+        a key is absent: scales=[1], hr_crop_size=None,
+        crop_coord_divisible=1, feature_scale=1."""
+        out = {}
+        scales = m.pop('scales', [1])
+        try:
+            ok = sorted(float(s) for s in scales)
+            ok = len(ok) == 2 and ok[1] == 1 and 0 < ok[0] < 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            self._reject('model.scales', scales, 'HRDAEncoderDecoder needs '
+                         '[1, s] with 0 < s < 1 (detail + context)')
+            lr_scale = None
+        else:
+            out['scales'] = list(scales)
+            lr_scale = min(float(s) for s in scales)
+            self._map('model.scales', 'model.segmentor.scales')
+        crop_hw = m.pop('hr_crop_size', None)
+        if not (isinstance(crop_hw, (list, tuple)) and
+                len(crop_hw) == 2 and all(
+                    isinstance(v, int) and v > 0 for v in crop_hw)):
+            self._reject('model.hr_crop_size', crop_hw,
+                         'HRDAEncoderDecoder trains on a detail crop: '
+                         '(h, w) positive ints are required')
+            crop_hw = None
+        else:
+            out['hr_crop_size'] = tuple(crop_hw)
+            self._map('model.hr_crop_size', 'model.segmentor.hr_crop_size')
+        for k in ('hr_slide_inference', 'hr_slide_overlapping',
+                  'blur_hr_crop'):
+            if k in m:
+                out[k] = bool(m.pop(k))
+                self._map(f'model.{k}', f'model.segmentor.{k}')
+        divisible = m.pop('crop_coord_divisible', 1)
+        if lr_scale is not None:
+            # DAFormerHead (the only converted single-scale head): output
+            # stride 4; crops must land on whole context output pixels
+            step = HRDA_OUTPUT_STRIDE / lr_scale
+            aligned = step == int(step) and isinstance(divisible, int) and \
+                divisible % int(step) == 0 and (crop_hw is None or all(
+                    v % int(step) == 0 for v in crop_hw))
+            if aligned:
+                out['crop_coord_divisible'] = divisible
+                self._map('model.crop_coord_divisible',
+                          'model.segmentor.crop_coord_divisible')
+            else:
+                self._reject(
+                    'model.crop_coord_divisible/hr_crop_size',
+                    (divisible, crop_hw and tuple(crop_hw)),
+                    'HRDAEncoderDecoder needs both multiples of output '
+                    f'stride / context scale = {HRDA_OUTPUT_STRIDE} / '
+                    f'{lr_scale:g} (the reference default 1 misaligns the '
+                    'fusion)')
+        fd_on = bool((self.ref.get('uda') or {}).get(
+            'imnet_feature_dist_lambda', 0))
+        if 'feature_scale' in m:
+            fs = m.pop('feature_scale')
+            if lr_scale is not None and not isinstance(fs, str) and \
+                    fs == lr_scale:
+                out['feature_scale'] = fs
+                self._map('model.feature_scale',
+                          'model.segmentor.feature_scale')
+            else:
+                self._reject('model.feature_scale', fs,
+                             'HRDAEncoderDecoder computes the feature '
+                             'distance on the context features only '
+                             '(feature_scale = the context scale)')
+        elif fd_on:
+            self._reject('model.feature_scale (unset)', 1,
+                         "the reference's default 1 (feature distance on "
+                         'the detail crop): HRDAEncoderDecoder uses the '
+                         'context scale only')
+        else:
+            self._ignore('model.feature_scale (unset)', 1,
+                         "ignored (no effect: the reference's default, "
+                         'feature distance off)')
+        return out
+
+    def _backbone(self, b, pretrained):
+        if b is None:
+            self._reject('model.backbone', None, 'a backbone is required')
+            return None
+        b = dict(b)
+        btype = b.pop('type', None)
+        if btype not in MIT_SIZES:
+            self._reject('model.backbone.type', btype,
+                         'only MiT (mit_b0..mit_b5) backbones are converted')
+            self._leftover(b, 'model.backbone')
+            return dict(type=btype)
+        style = b.pop('style', None)
+        if style is not None:
+            self._ignore('model.backbone.style', style,
+                         'ignored (no effect on MixVisionTransformer)')
+        size = MIT_SIZES[btype]
+        out = dict(
+            type='MixVisionTransformer', in_channels=3,
+            embed_dims=size['embed_dims'], num_stages=4,
+            num_layers=list(size['num_layers']), num_heads=list(MIT_HEADS),
+            patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1],
+            out_indices=(0, 1, 2, 3), mlp_ratio=4, qkv_bias=True,
+            drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1,
+            init_cfg=(dict(type='Pretrained', checkpoint=pretrained)
+                      if pretrained else None))
+        self._map(f'model.backbone.type={btype!r}',
+                  f"MixVisionTransformer(embed_dims={size['embed_dims']}, "
+                  f"num_layers={size['num_layers']})")
+        self._leftover(b, 'model.backbone')
+        return out
+
+    def _decode_head(self, h, hrda=False):
+        if h is None:
+            self._reject('model.decode_head', None, 'required')
+            return None
+        h = dict(h)
+        htype = h.pop('type', None)
+        hrda_out = None
+        if htype == 'HRDAHead':
+            single = h.pop('single_scale_head', None)
+            if single != 'DAFormerHead':
+                self._reject('model.decode_head.single_scale_head', single,
+                             "HRDAHead is converted with 'DAFormerHead' "
+                             'only')
+            if not hrda:
+                self._reject('model.decode_head.type', htype,
+                             "HRDAHead needs model.type="
+                             "'HRDAEncoderDecoder'")
+            if single != 'DAFormerHead' or not hrda:
+                self._leftover(h, 'model.decode_head')
+                return dict(type=htype)
+            hrda_out = self._hrda_head(h)
+        elif hrda:
+            self._reject('model.decode_head.type', htype,
+                         "HRDAEncoderDecoder needs type='HRDAHead'")
+            self._leftover(h, 'model.decode_head')
+            return dict(type=htype)
+        elif htype != 'DAFormerHead':
+            self._reject('model.decode_head.type', htype,
+                         'only DAFormerHead (and HRDAHead on it) are '
+                         'converted')
+            self._leftover(h, 'model.decode_head')
+            return dict(type=htype)
+        out = self._daformer_head(h)
+        if hrda_out is None:
+            return out
+        out.pop('type')
+        hrda_out.update(out)
+        return hrda_out
+
+    def _hrda_head(self, h):
+        """HRDAHead's own keys (popped from ``h``); the DAFormer part is
+        converted by :meth:`_daformer_head`."""
+        out = dict(type='HRDAHead', single_scale_head='DAFormerHead')
+        path = 'model.decode_head'
+        for k in HRDA_HEAD_COPIED:
+            if k in h:
+                out[k] = h.pop(k)
+                self._map(f'{path}.{k}', f'model.segmentor.decode_head.{k}')
+        lr_w = out.get('lr_loss_weight', 0)
+        hr_w = out.get('hr_loss_weight', 0)
+        if not (0 <= lr_w <= 1 and 0 <= hr_w <= 1 and lr_w + hr_w < 1):
+            for k in ('lr_loss_weight', 'hr_loss_weight'):
+                if k in out:
+                    self.mapped.remove(
+                        f'{path}.{k} -> model.segmentor.decode_head.{k}')
+                    self._reject(f'{path}.{k}', out.pop(k),
+                                 'HRDAHead needs both in [0, 1] with the '
+                                 'fused weight 1 - lr - hr > 0')
+        fixed = out.get('fixed_attention')
+        if fixed is not None and not 0 <= fixed <= 1:
+            self.mapped.remove(f'{path}.fixed_attention -> '
+                               'model.segmentor.decode_head.fixed_attention')
+            self._reject(f'{path}.fixed_attention', out.pop('fixed_attention'),
+                         'must be in [0, 1]')
+        for k in ('scales', 'enable_hr_crop', 'hr_slide_inference'):
+            if k in h:
+                self._ignore(f'{path}.{k}', h.pop(k),
+                             'ignored (no effect: HRDAEncoderDecoder sets it)')
+        if 'debug_output_attention' in h:
+            v = h.pop('debug_output_attention')
+            if v:
+                self._reject(f'{path}.debug_output_attention', v,
+                             'mmplugins writes no HRDA debug images')
+            else:
+                self._ignore(f'{path}.debug_output_attention', v,
+                             'ignored (no effect)')
+        self._map("model.decode_head type='HRDAHead' (single_scale_head="
+                  "'DAFormerHead')", "model.segmentor.decode_head type="
+                  "'HRDAHead' + the DAFormer head's keys")
+        return out
+
+    def _daformer_head(self, h):
+        out = dict(type='DAFormerHead')
+        for k in ('in_channels', 'in_index', 'channels', 'dropout_ratio',
+                  'num_classes', 'norm_cfg', 'act_cfg', 'align_corners',
+                  'ignore_index'):
+            if k in h:
+                out[k] = h.pop(k)
+        params = dict(h.pop('decoder_params', None) or {})
+        if 'embed_dims' in params:
+            out['embed_dims'] = params.pop('embed_dims')
+        for k in ('embed_cfg', 'embed_neck_cfg'):
+            if k not in params:
+                continue
+            v = params.pop(k)
+            plain = v == 'same_as_embed_cfg' or (
+                isinstance(v, dict) and v.get('type') == 'mlp'
+                and v.get('act_cfg') is None and v.get('norm_cfg') is None
+                and set(v) <= {'type', 'act_cfg', 'norm_cfg'})
+            if plain:
+                self._ignore(f'model.decode_head.decoder_params.{k}', v,
+                             'ignored (no effect: the mmplugins head embeds '
+                             'each level with this linear layer)')
+            else:
+                self._reject(f'model.decode_head.decoder_params.{k}', v,
+                             "only type='mlp' without norm/act")
+        if 'fusion_cfg' in params:
+            fusion = dict(params.pop('fusion_cfg'))
+            ftype = fusion.pop('type', 'aspp')
+            if ftype != 'aspp':
+                self._reject('model.decode_head.decoder_params.fusion_cfg'
+                             '.type', ftype,
+                             "the mmplugins DAFormerHead fuses with 'aspp' "
+                             'only')
+            else:
+                out['fusion_cfg'] = {
+                    k: fusion.pop(k) for k in ('sep', 'dilations', 'pool',
+                                               'norm_cfg', 'act_cfg')
+                    if k in fusion}
+                self._leftover(fusion,
+                               'model.decode_head.decoder_params.fusion_cfg')
+        self._leftover(params, 'model.decode_head.decoder_params')
+        loss = h.pop('loss_decode', None)
+        if loss is not None:
+            if isinstance(loss, dict) and loss.get('type') == \
+                    'CrossEntropyLoss':
+                out['loss_decode'] = dict(loss)
+            else:
+                self._reject('model.decode_head.loss_decode', loss,
+                             'only CrossEntropyLoss is converted')
+        out['init_cfg'] = None
+        self._map('model.decode_head (DAFormerHead, decoder_params)',
+                  'model.segmentor.decode_head (DAFormerHead embed_dims, '
+                  'fusion_cfg)')
+        self._leftover(h, 'model.decode_head')
+        return out

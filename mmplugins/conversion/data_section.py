@@ -18,6 +18,41 @@ class DataSection(SectionBase):
         self._map('data.workers_per_gpu',
                   '{train,val,test}_dataloader.num_workers')
         train = dict(d.pop('train', None) or {})
+        if self.baseline:
+            train_ds = self._baseline_train(train)
+        else:
+            train_ds = self._uda_train(train)
+        persistent = workers > 0
+        self.out['train_dataloader'] = dict(
+            batch_size=batch, num_workers=workers,
+            persistent_workers=persistent,
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            dataset=train_ds)
+        for split in ('val', 'test'):
+            ds = d.pop(split, None)
+            if ds is None:
+                continue
+            self.out[f'{split}_dataloader'] = dict(
+                batch_size=1, num_workers=workers,
+                persistent_workers=persistent,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=self._dataset(ds, f'data.{split}', 'test'))
+            self._map(f'data.{split}', f'{split}_dataloader.dataset')
+        self._leftover(d, 'data')
+
+    def _baseline_train(self, train):
+        """A source-only / target-only baseline's plain labelled dataset."""
+        if train.get('type') == 'UDADataset':
+            self._reject('data.train.type', train.pop('type'),
+                         'a UDADataset needs the `uda` section')
+            self._leftover(train, 'data.train')
+            return None
+        self._map('data.train (no uda: baseline)',
+                  'train_dataloader.dataset (plain segmentor)')
+        return self._dataset(train, 'data.train', 'source')
+
+    def _uda_train(self, train):
+        """``data.train=dict(type='UDADataset', source, target, ...)``."""
         ttype = train.pop('type', None)
         if ttype != 'UDADataset':
             self._reject('data.train.type', ttype,
@@ -57,23 +92,7 @@ class DataSection(SectionBase):
                              'after their pipelines; UDADataset has no '
                              'equivalent')
         self._leftover(train, 'data.train')
-        persistent = workers > 0
-        self.out['train_dataloader'] = dict(
-            batch_size=batch, num_workers=workers,
-            persistent_workers=persistent,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            dataset=uda_ds)
-        for split in ('val', 'test'):
-            ds = d.pop(split, None)
-            if ds is None:
-                continue
-            self.out[f'{split}_dataloader'] = dict(
-                batch_size=1, num_workers=workers,
-                persistent_workers=persistent,
-                sampler=dict(type='DefaultSampler', shuffle=False),
-                dataset=self._dataset(ds, f'data.{split}', 'test'))
-            self._map(f'data.{split}', f'{split}_dataloader.dataset')
-        self._leftover(d, 'data')
+        return uda_ds
 
     def _dataset(self, ds, path, role):
         if ds is None:

@@ -302,7 +302,8 @@ class ModelSection(SectionBase):
             else:
                 self._reject('model.decode_head.loss_decode', loss,
                              'only CrossEntropyLoss is converted')
-        out['init_cfg'] = None
+        # no init_cfg: mmseg 1.x's BaseDecodeHead default (Normal(std=0.01),
+        # bias 0 on conv_seg) is the reference's classifier init
         self._map('model.decode_head (DAFormerHead, decoder_params)',
                   'model.segmentor.decode_head (DAFormerHead embed_dims, '
                   'fusion_cfg)')

@@ -246,14 +246,22 @@ class Converter(ModelSection, UDASection, DataSection, ScheduleSection,
 
     def convert(self) -> dict:
         ref = self.ref
-        for key in ('model', 'uda', 'data'):
+        for key in ('model', 'data'):
             if key not in ref:
                 raise ConversionError(
-                    f'not a DAFormer/HRDA/MIC UDA reference config: it has '
-                    f'no top-level `{key}` (needs model, uda and data)')
+                    f'not a DAFormer/HRDA/MIC reference config: it has no '
+                    f'top-level `{key}` (needs model and data, and uda for '
+                    'a UDA run)')
+        # no `uda`: the papers' source-only / target-only baselines, a plain
+        # segmentor trained on data.train (the reference's train.py builds
+        # the segmentor itself then)
+        self.baseline = 'uda' not in ref
         ref.pop('_base_', None)
         self.model = self._model(ref.pop('model'))
-        self._uda(ref.pop('uda'))
+        if self.baseline:
+            self.uda = {}
+        else:
+            self._uda(ref.pop('uda'))
         self._data(ref.pop('data'))
         self._optimizer(ref.pop('optimizer', None),
                         ref.pop('optimizer_config', None),
@@ -263,10 +271,14 @@ class Converter(ModelSection, UDASection, DataSection, ScheduleSection,
         self._checkpoint(ref.pop('checkpoint_config', None))
         self._runtime(ref)
         self._leftover(ref, '')
+        if self.baseline:
+            self.mapped = [m.replace('model.segmentor.', 'model.')
+                           for m in self.mapped]
         return self.out
 
     def model_cfg(self):
-        """model=dict(type='UDASegmentor', ...) from the parts."""
+        """model=dict(type='UDASegmentor', ...) from the parts (the plain
+        segmentor for a baseline)."""
         src = self.norms.get('source') or self.norms.get('target') or \
             self.norms.get('test')
         pre = dict(type='UDADataPreProcessor')
@@ -296,6 +308,9 @@ class Converter(ModelSection, UDASection, DataSection, ScheduleSection,
             pre['size'] = tuple(size)
         if pad.get('size_divisor'):
             pre['size_divisor'] = pad['size_divisor']
+        if self.baseline:
+            pre['type'] = 'SegDataPreProcessor'
+            return dict(self.model, data_preprocessor=pre)
         model = dict(type='UDASegmentor', segmentor=self.model,
                      data_preprocessor=pre)
         model.update(self.uda)

@@ -1,5 +1,6 @@
 """Write a converted config as Python source, with the mapped / ignored /
 unsupported notes as a comment block at its top."""
+import math
 import os.path as osp
 
 from .base import _Expr
@@ -46,6 +47,8 @@ def _fmt_one(v):
         return '(' + inner + (',' if len(v) == 1 else '') + ')'
     if isinstance(v, list):
         return '[' + ', '.join(_fmt_one(x) for x in v) + ']'
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return f'float({str(v)!r})'  # bare `inf` would not load
     return repr(v)
 
 

@@ -15,9 +15,12 @@ class RuntimeSection(SectionBase):
         if 'deterministic' in ref:
             out['randomness']['deterministic'] = ref.pop('deterministic')
             self._map('deterministic', 'randomness.deterministic')
-        wrapper = dict(type='MMSeparateDistributedDataParallel',
-                       broadcast_buffers=False,
-                       find_unused_parameters=False)
+        # a UDASegmentor steps its own optimizer: its DDP wrapper must call
+        # the model's train_step; a baseline is a plain segmentor
+        wrapper = dict(type='MMDistributedDataParallel') if self.baseline \
+            else dict(type='MMSeparateDistributedDataParallel',
+                      broadcast_buffers=False)
+        wrapper['find_unused_parameters'] = False
         if 'find_unused_parameters' in ref:
             wrapper['find_unused_parameters'] = bool(
                 ref.pop('find_unused_parameters'))

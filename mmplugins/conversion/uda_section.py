@@ -21,13 +21,18 @@ class UDASection(SectionBase):
                 continue
             v = u.pop(k)
             if k == 'imnet_feature_dist_scale_min_ratio' and v is None:
-                if u.get('imnet_feature_dist_lambda', 0) or \
-                        self.uda.get('imnet_feature_dist_lambda', 0):
+                fd_on = u.get('imnet_feature_dist_lambda', 0) or \
+                    self.uda.get('imnet_feature_dist_lambda', 0)
+                classes = u.get('imnet_feature_dist_classes',
+                                self.uda.get('imnet_feature_dist_classes'))
+                if fd_on and classes is not None:
                     self._reject(f'uda.{k}', v, 'needs a number with the '
-                                 'feature distance on')
+                                 'feature distance on a class subset')
                 else:
+                    # the reference reads it only to downscale the labels
+                    # for a class-masked feature distance
                     self._ignore(f'uda.{k}', v, 'ignored (no effect: feature '
-                                 'distance off)')
+                                 'distance off or on every class)')
                 continue
             if k == 'mask_generator' and v is not None:
                 v = dict(v)
@@ -48,9 +53,11 @@ class UDASection(SectionBase):
         if 'source_only' in u:
             v = u.pop('source_only')
             if v:
-                self.uda.update(mix=None, mask_lambda=0, mask_mode=None)
-                self._map('uda.source_only=True',
-                          'model.mix=None, mask_lambda=0, mask_mode=None')
+                # reference: no teacher, no pseudo-labels, no mix; MIC (when
+                # mask_mode is set) masks the source images against their
+                # labels ("MIC for supervised training", MIC exp 85)
+                self.uda['source_only'] = True
+                self._map('uda.source_only=True', 'model.source_only=True')
             else:
                 self._ignore('uda.source_only', v, 'ignored (no effect)')
         if 'print_grad_magnitude' in u:

@@ -2,6 +2,7 @@
 reference configs (mmseg 0.x style, written here from scratch) -> mmplugins
 configs."""
 import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
@@ -214,7 +215,16 @@ def convert(tmp_path, family, **kwargs):
     src = write_family(ref_dir, family, **kwargs)
     out = tmp_path / 'out' / f'{family}.py'
     conv = crc.convert_file(src, str(out))
-    return Config.fromfile(str(out)), conv, out
+    return preflight(out), conv, out
+
+
+def preflight(out):
+    """Load ``out`` and run tools/train.py's pre-flight on it (scope,
+    every ``type=`` resolved in a registry); returns the Config."""
+    from _toolbox import load_config, setup_toolbox
+    cfg = load_config(str(out))
+    setup_toolbox(cfg)
+    return cfg
 
 
 def build_model(cfg):
@@ -434,7 +444,7 @@ def test_mask_mode_none_turns_mic_off(tmp_path):
     assert build_model(cfg).mic is None
 
 
-def test_source_only_turns_mixing_and_masking_off(tmp_path):
+def test_source_only_keeps_mic_on_source_images(tmp_path):
     ref_dir = tmp_path / 'ref'
     ref_dir.mkdir()
     write_family(ref_dir, 'mic')
@@ -442,8 +452,12 @@ def test_source_only_turns_mixing_and_masking_off(tmp_path):
         "_base_ = ['mic.py']\nuda = dict(source_only=True)\n")
     out = tmp_path / 'src_only_out.py'
     crc.convert_file(str(ref_dir / 'src_only.py'), str(out))
-    m = Config.fromfile(str(out)).model
-    assert m.mix is None and m.mask_lambda == 0 and m.mask_mode is None
+    m = preflight(out).model
+    # reference (MIC exp 85, "MIC for supervised training"): no teacher and
+    # no mix, but MIC still masks the source images against their labels
+    assert m.source_only is True
+    assert m.mask_mode == 'separatetrgaug' and m.mask_lambda == 1
+    assert m.mix == 'class'  # the reference keeps the key; source_only wins
 
 
 def test_crop_pseudo_margins_move_to_the_target_dataset(tmp_path):
@@ -719,7 +733,7 @@ def test_unloadable_and_non_uda_configs(tmp_path):
     assert 'Config.fromfile' in res.stderr and 'mmcv 1.x' in res.stderr
     plain = tmp_path / 'plain.py'
     plain.write_text('model = dict(type="EncoderDecoder")\n')
-    with pytest.raises(crc.ConversionError, match='no top-level `uda`'):
+    with pytest.raises(crc.ConversionError, match='no top-level `data`'):
         crc.convert_file(str(plain), str(tmp_path / 'o.py'))
 
 
@@ -752,3 +766,138 @@ def test_fp16_accumulation_resume_and_missing_seed(tmp_path):
     assert seg.type == 'BatchedSlideEncoderDecoder'
     assert seg.test_cfg == dict(mode='slide', crop_size=(384, 384),
                                 stride=(256, 256), batch_size=None)
+
+
+# ------------------------------------------------- issue 20: entrance rows
+def test_mic_converted_config_passes_preflight(tmp_path):
+    """MIC's mask_generator=dict(type='block') resolves in the registry the
+    pre-flight reads (it used to fail with "Unknown type 'block'")."""
+    cfg, _, _ = convert(tmp_path, 'mic')  # convert() pre-flights
+    assert cfg.model.mask_generator.type == 'block'
+
+
+def test_preflight_rejects_an_unknown_mask_generator(tmp_path):
+    _, _, out = convert(tmp_path, 'mic')
+    from _toolbox import load_config, setup_toolbox
+    cfg = load_config(str(out), {'model.mask_generator.type': 'blok'})
+    with pytest.raises(KeyError, match="'blok'.*mask_generator"):
+        setup_toolbox(cfg)
+
+
+def test_decode_head_gets_the_reference_classifier_init(tmp_path):
+    """mmseg 0.x: normal_init(conv_seg, std=0.01), bias 0 -- the converter
+    must not write init_cfg=None (PyTorch's default init, std ~0.036 and a
+    non-zero bias, for a 64-channel 1x1 conv)."""
+    import torch
+    cfg, _, _ = convert(tmp_path, 'dacs')
+    assert 'init_cfg' not in cfg.model.segmentor.decode_head
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_weights()
+    conv = model.student.decode_head.conv_seg
+    assert conv.bias.abs().max().item() == 0
+    assert conv.weight.std().item() == pytest.approx(0.01, rel=0.15)
+
+
+def _baseline(tmp_path, target_only):
+    """A source-only / target-only baseline as experiments.py writes it:
+    no `uda` section, data.train a plain dataset."""
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    text = (ref_dir / 'daformer.py').read_text()
+    text = re.sub(r'\nuda = dict\(.*?\)\n(?=data)', '\n', text, flags=re.S)
+    (ref_dir / 'daformer.py').write_text(text.replace("'uda.py', ", ''))
+    train = ("dict(type='CityscapesDataset', data_root='data/cs/', "
+             "img_dir='leftImg8bit/train', ann_dir='gtFine/train', "
+             'pipeline={{_base_.src_pipeline}})' if target_only else
+             "dict(type='GTADataset', data_root='data/gta5/', "
+             "img_dir='images', ann_dir='labels', "
+             'pipeline={{_base_.src_pipeline}})')
+    (ref_dir / 'base.py').write_text(
+        "_base_ = ['daformer.py']\n"
+        f'data = dict(train=dict(_delete_=True, **{train}))\n')
+    return ref_dir / 'base.py'
+
+
+@pytest.mark.parametrize('target_only', [False, True])
+def test_baselines_convert_to_a_plain_segmentor(tmp_path, target_only):
+    src = _baseline(tmp_path, target_only)
+    text = src.read_text() + (src.parent / 'daformer.py').read_text()
+    assert '\nuda = ' not in text and 'uda.py' not in text
+    out = tmp_path / 'base_out.py'
+    conv = crc.convert_file(str(src), str(out))
+    cfg = preflight(out)
+    m = cfg.model
+    assert m.type == 'EncoderDecoder' and 'segmentor' not in m
+    assert m.data_preprocessor.type == 'SegDataPreProcessor'
+    assert m.data_preprocessor.mean == [120.0, 110.0, 100.0]
+    ds = cfg.train_dataloader.dataset
+    assert ds.type == ('CityscapesDataset' if target_only else 'GTADataset')
+    assert ds.data_prefix.seg_map_path == ('gtFine/train' if target_only
+                                           else 'labels')
+    assert cfg.model_wrapper_cfg.type == 'MMDistributedDataParallel'
+    assert not any('model.segmentor.' in line for line in conv.mapped)
+    import mmplugins  # noqa: F401
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    m = cfg.model.copy()
+    m.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(m)
+    assert type(model).__name__ == 'EncoderDecoder'
+
+
+def test_launcher_metadata_and_unread_keys_are_ignored_with_a_note(tmp_path):
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    (ref_dir / 'launched.py').write_text(
+        "_base_ = ['daformer.py']\ngit_rev = 'abc123'\n"
+        "uda = dict(imnet_feature_dist_scale_method='ratio')\n")
+    out = tmp_path / 'l_out.py'
+    conv = crc.convert_file(str(ref_dir / 'launched.py'), str(out))
+    notes = '\n'.join(conv.ignored)
+    assert "git_rev='abc123': ignored (no effect: metadata" in notes
+    assert "uda.imnet_feature_dist_scale_method='ratio': ignored" in notes
+    assert 'read nowhere' in notes
+    assert not conv.unsupported
+
+
+def test_unknown_uda_key_is_refused_not_dropped(tmp_path):
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    (ref_dir / 'u.py').write_text(
+        "_base_ = ['daformer.py']\nuda = dict(my_new_weight=0.3)\n")
+    with pytest.raises(crc.ConversionError,
+                       match='uda.my_new_weight=0.3 has no equivalent'):
+        crc.convert_file(str(ref_dir / 'u.py'), str(tmp_path / 'o.py'))
+    assert not (tmp_path / 'o.py').exists()
+
+
+def test_infinite_class_temp_is_written_loadable(tmp_path):
+    """DAFormer exp 5 samples classes uniformly with class_temp=math.inf."""
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    (ref_dir / 'inf.py').write_text(
+        "_base_ = ['daformer.py']\ndata = dict(train=dict("
+        "rare_class_sampling=dict(class_temp=float('inf'))))\n")
+    out = tmp_path / 'inf_out.py'
+    crc.convert_file(str(ref_dir / 'inf.py'), str(out))
+    assert "class_temp=float('inf')" in out.read_text()
+    rcs = preflight(out).train_dataloader.dataset.rare_class_sampling
+    assert rcs.class_temp == float('inf')
+
+
+def test_missing_base_names_the_file_and_writes_nothing(tmp_path):
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    (ref_dir / 'orphan.py').write_text("_base_ = ['gone_runtime.py']\n")
+    out = tmp_path / 'o.py'
+    res = run_tool(ref_dir / 'orphan.py', out)
+    assert res.returncode == 1 and not out.exists()
+    assert res.stderr.count('error:') == 1
+    assert 'orphan.py' in res.stderr and 'gone_runtime.py' in res.stderr
+    assert 'Traceback' not in res.stderr

@@ -22,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmplugins.registry import register_module
+
 from .utils import (check_choice, copy_weights, ema_alpha, ema_update,
                     strong_transform)
 
@@ -62,26 +64,62 @@ def mask_image(img: Tensor, mask: Tensor) -> Tensor:
     return img * mask.to(img.dtype)
 
 
+@register_module('task_utils', toolboxes=('mmseg', ), name='block')
+class BlockMaskGenerator:
+    """The reference's ``mask_generator=dict(type='block', ...)``.
+
+    Registered under the reference's own name (``'block'``, mmseg's
+    ``TASK_UTILS``), so a MIC config's ``mask_generator`` resolves like any
+    other ``type=`` -- the config pre-flight of ``tools/train.py`` and the
+    model build read the same registry.
+
+    Args:
+        mask_block_size (int): Block edge in pixels. Defaults to 32.
+        mask_ratio (float): Probability that a block is masked, in [0, 1).
+            Defaults to 0.7.
+    """
+
+    def __init__(self, mask_block_size: int = 32, mask_ratio: float = 0.7):
+        if isinstance(mask_block_size, bool) or not isinstance(
+                mask_block_size, int) or mask_block_size < 1:
+            raise ValueError('mask_generator.mask_block_size must be an int '
+                             f'>= 1, got {mask_block_size!r}')
+        if not isinstance(mask_ratio, (int, float)) or \
+                not 0.0 <= mask_ratio < 1.0:
+            raise ValueError('mask_generator.mask_ratio must be in [0, 1), '
+                             f'got {mask_ratio!r}')
+        self.mask_block_size = mask_block_size
+        self.mask_ratio = float(mask_ratio)
+
+    def __call__(self, shape, device=None, generator=None) -> Tensor:
+        return block_mask(shape, self.mask_block_size, self.mask_ratio,
+                          device=device, generator=generator)
+
+
 def resolve_mask_generator(gen: Optional[dict], block_size: Optional[int],
                            ratio: Optional[float]) -> Tuple[int, float]:
-    """(block size, ratio) from the reference's ``mask_generator`` dict or
-    the two plain keys (defaults 32, 0.7); both forms at once is an error.
+    """(block size, ratio) from the reference's ``mask_generator`` dict
+    (built through the registry: ``type='block'`` is
+    :class:`BlockMaskGenerator`) or the two plain keys (defaults 32, 0.7);
+    both forms at once is an error.
     """
     if gen is not None:
         if block_size is not None or ratio is not None:
             raise ValueError(
                 'UDASegmentor: give `mask_generator` (the reference '
                 'form) or `mask_block_size` / `mask_ratio`, not both')
+        from mmseg.registry import TASK_UTILS
         gen = dict(gen)
-        kind = gen.pop('type', 'block')
-        unknown = set(gen) - {'mask_block_size', 'mask_ratio'}
-        if kind != 'block' or unknown:
+        gen.setdefault('type', 'block')
+        try:
+            obj = TASK_UTILS.build(gen)
+        except KeyError as e:
             raise ValueError(
-                "mask_generator must be dict(type='block', "
-                'mask_block_size=..., mask_ratio=...), got '
-                f'type={kind!r} with keys {sorted(gen)}')
-        block_size = gen.get('mask_block_size')
-        ratio = gen.get('mask_ratio')
+                f"mask_generator: unknown type {gen['type']!r} (registered "
+                "mask generators: 'block')") from e
+        except TypeError as e:
+            raise ValueError(f'mask_generator {gen}: {e}') from e
+        return obj.mask_block_size, obj.mask_ratio
     return (32 if block_size is None else block_size,
             0.7 if ratio is None else ratio)
 

@@ -82,6 +82,12 @@ class ASPPFusion(nn.Module):
         return self.bottleneck(torch.cat(outs, dim=1))
 
 
+#: fusion_cfg types DAFormerHead builds itself (the reference's names)
+FUSION_TYPES = ('aspp', 'conv')
+#: decoder_params.embed_cfg / embed_neck_cfg types it builds
+EMBED_TYPES = ('mlp', )
+
+
 @register_module('models', toolboxes=('mmseg', ))
 class DAFormerHead(BaseDecodeHead):
     """DAFormer decode head (multi-level embedding + ASPP context fusion).
@@ -120,6 +126,15 @@ class DAFormerHead(BaseDecodeHead):
         (``SyncBN`` in multi-GPU), ``act_cfg=dict(type='ReLU')`` and
         ``align_corners=False``.
     """
+
+    #: config key paths whose ``type`` this head interprets (read by the
+    #: config pre-flight, mmplugins.utils.config_check)
+    NESTED_TYPES = {
+        'fusion_cfg': FUSION_TYPES,
+        'decoder_params.fusion_cfg': FUSION_TYPES,
+        'decoder_params.embed_cfg': EMBED_TYPES,
+        'decoder_params.embed_neck_cfg': EMBED_TYPES,
+    }
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -193,10 +208,10 @@ class DAFormerHead(BaseDecodeHead):
             cfg = params.get(key)
             if cfg == 'same_as_embed_cfg' or cfg is None:
                 continue
-            if cfg.get('type') != 'mlp':
+            if cfg.get('type') not in EMBED_TYPES:
                 raise ValueError(f'DAFormerHead: decoder_params.{key} type '
-                                 "must be 'mlp' (the only embedding "
-                                 f"implemented), but got {cfg.get('type')!r}")
+                                 f'must be one of {list(EMBED_TYPES)}, but '
+                                 f"got {cfg.get('type')!r}")
         fusion = dict(params.get('fusion_cfg', fusion_cfg))
         return params.get('embed_dims', embed_dims), fusion
 
@@ -217,9 +232,9 @@ class DAFormerHead(BaseDecodeHead):
                     'kernel_size >= 1 and optional norm_cfg/act_cfg, but got '
                     f'fusion_cfg={cfg!r}')
             return cfg
-        if ftype != 'aspp':
-            raise ValueError("DAFormerHead: fusion_cfg type must be 'aspp' "
-                             f"or 'conv', but got {ftype!r}")
+        if ftype not in FUSION_TYPES:
+            raise ValueError('DAFormerHead: fusion_cfg type must be one of '
+                             f'{list(FUSION_TYPES)}, but got {ftype!r}')
         cfg = dict(DEFAULT_FUSION_CFG, **cfg)
         cfg['type'] = 'aspp'
         unknown = set(cfg) - {'type', 'sep', 'dilations', 'pool', 'norm_cfg',

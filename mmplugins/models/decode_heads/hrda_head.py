@@ -35,6 +35,8 @@ from torch import Tensor
 
 from mmplugins.registry import register_module
 
+from .daformer_head import DAFormerHead
+
 Box = Tuple[int, int, int, int]  # (y1, y2, x1, x2)
 
 
@@ -111,6 +113,9 @@ class HRDAHead(BaseDecodeHead):
             ``channels``, ``num_classes``, ``embed_dims`` / ``fusion_cfg`` or
             ``decoder_params``, ``norm_cfg``, ``loss_decode``, ...).
     """
+
+    #: the single-scale head's keys pass through (config pre-flight)
+    NESTED_TYPES = DAFormerHead.NESTED_TYPES
 
     def __init__(self,
                  single_scale_head: str = 'DAFormerHead',

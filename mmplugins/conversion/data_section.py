@@ -12,6 +12,7 @@ class DataSection(SectionBase):
         self.norms = {}  # role -> (mean, std, to_rgb)
         self.pad = None
         self.crop_size = None
+        self.sync_crop_size = None
         batch = d.pop('samples_per_gpu', 2)
         workers = d.pop('workers_per_gpu', 4)
         self._map('data.samples_per_gpu', 'train_dataloader.batch_size')
@@ -83,14 +84,13 @@ class DataSection(SectionBase):
                 self._ignore('data.train.sync_crop_size', sync,
                              'ignored (no effect)')
             else:
-                # the reference crops the source and the target sample,
-                # after their own pipelines, at the SAME random box (so
-                # that ClassMix pastes matching layouts); a RandomCrop per
-                # pipeline would crop them independently
-                self._reject('data.train.sync_crop_size', sync,
-                             'a crop of source and target at the same box '
-                             'after their pipelines; UDADataset has no '
-                             'equivalent')
+                # the reference crops source and target, after their
+                # pipelines (padded to the crop size), at the SAME box
+                uda_ds['sync_crop_size'] = tuple(sync)
+                self.sync_crop_size = tuple(sync)
+                self._map('data.train.sync_crop_size',
+                          'train_dataloader.dataset.sync_crop_size (and '
+                          'the data preprocessor pads to it)')
         self._leftover(train, 'data.train')
         return uda_ds
 

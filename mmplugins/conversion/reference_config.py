@@ -135,13 +135,11 @@ Mapping table (reference key -> mmplugins key)::
                                       the full target image; with
                                       uda.pseudo_weight_ignore_top/bottom > 0
                                       unsupported, the reference asserts)
-  data.train.sync_crop_size           unsupported (the reference crops
-                                      the source and the target sample at
-                                      the SAME random box after their
-                                      pipelines, for ClassMix with small
-                                      crops; UDADataset has no such step and
-                                      per-pipeline RandomCrops would crop
-                                      independently); None: ignored
+  data.train.sync_crop_size           train_dataloader.dataset.sync_crop_size
+                                      (source and target cropped at the SAME
+                                      random box after their pipelines, as
+                                      the reference; the data preprocessor
+                                      pads to that size); None: ignored
   data.val / data.test                val_dataloader / test_dataloader
                                       (batch 1, test_mode=True)
   evaluation.interval                 train_cfg.val_interval
@@ -303,7 +301,9 @@ class Converter(ModelSection, UDASection, DataSection, ScheduleSection,
         pad = self.pad or {}
         pre['pad_val'] = pad.get('pad_val', 0)
         pre['seg_pad_val'] = pad.get('seg_pad_val', 255)
-        size = pad.get('size') or self.crop_size
+        # the reference pads to the pipeline's crop, then (sync_crop_size)
+        # crops source and target smaller: the batch is of the sync size
+        size = self.sync_crop_size or pad.get('size') or self.crop_size
         if size is not None:
             pre['size'] = tuple(size)
         if pad.get('size_divisor'):

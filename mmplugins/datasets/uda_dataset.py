@@ -10,7 +10,7 @@ dict as is (``inputs``, ``data_samples``, maybe ``dist_inputs``,
 """
 import copy
 import logging
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from mmplugins.registry import register_module
 from .class_stats import ClassStats, compute_class_stats
 from .crop_split import CropSplitPipeline
 from .rare_class_sampling import RareClassSampler
+from .sync_crop import check_sync_crop_size, synchronized_crop
 from .transforms.valid_pseudo_mask import (MARGINS_KEY, add_valid_pseudo_mask,
                                            check_pipeline)
 
@@ -54,6 +55,11 @@ class UDADataset:
             after ``LoadImageFromFile``, transformed like a label and packed
             as ``target_data_samples.valid_pseudo_mask`` (see
             :mod:`mmplugins.datasets.transforms.valid_pseudo_mask`).
+        sync_crop_size (tuple[int, int], optional): HRDA's key: crop the
+            packed source and target sample (images, labels, pseudo-label
+            masks) at the SAME random ``(h, w)`` box after their pipelines
+            (see :mod:`mmplugins.datasets.sync_crop`). ``None`` (default):
+            each keeps its pipeline's own crop.
         rare_class_sampling (dict, optional): ``None`` (default) = off: item
             ``i`` is ``source[i]``. A dict turns RCS on and ignores the
             index; keys:
@@ -102,7 +108,12 @@ class UDADataset:
                  source: Union[dict, object],
                  target: Union[dict, object],
                  rare_class_sampling: Optional[dict] = None,
+                 sync_crop_size: Optional[Sequence[int]] = None,
                  seed: Optional[int] = None):
+        self.sync_crop_size = None if sync_crop_size is None else \
+            check_sync_crop_size(sync_crop_size)
+        #: the last synchronized crop box (y1, y2, x1, x2), for inspection
+        self.last_sync_box = None
         self.source = self._build(source, 'source')
         self.target = self._build(target, 'target')
 
@@ -288,6 +299,9 @@ class UDADataset:
         target = self.target[int(rng.integers(len(self.target)))]
         for key, value in target.items():
             sample['target_' + key] = value
+        if self.sync_crop_size is not None:
+            sample, self.last_sync_box = synchronized_crop(
+                sample, self.sync_crop_size, rng)
         return sample
 
     def __repr__(self) -> str:

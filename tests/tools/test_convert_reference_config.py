@@ -635,7 +635,7 @@ model = dict(type='HRDAEncoderDecoder', scales=[1, 0.5],
              feature_scale='all',
              decode_head=dict(type='HRDAHead', single_scale_head='DLV2Head',
                               hr_loss_weight=0.1))
-data = dict(train=dict(sync_crop_size=[384, 384]))
+data = dict(train=dict(sync_crop_size=[384, 384], my_sampler=1))
 '''
 
 
@@ -660,7 +660,8 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
     assert "model.decode_head.single_scale_head='DLV2Head' has no " \
         'equivalent' in err
     assert "model.feature_scale='all' has no equivalent" in err
-    assert 'data.train.sync_crop_size=[384, 384] has no equivalent' in err
+    assert 'data.train.my_sampler=1 has no equivalent' in err
+    assert 'sync_crop_size' not in err  # mapped now
     assert "model.type='HRDAEncoderDecoder'" not in err  # mapped now
     assert '--allow-unsupported' in err
     assert 'Traceback' not in err
@@ -699,7 +700,7 @@ def test_allow_unsupported_writes_comment_block(tmp_path):
     (ref_dir / 'grad.py').write_text(
         "_base_ = ['daformer.py']\n"
         'uda = dict(print_grad_magnitude=True)\n'
-        'data = dict(train=dict(sync_crop_size=[1, 2]))\nmy_flag = 3\n')
+        'data = dict(train=dict(my_sampler=[1, 2]))\nmy_flag = 3\n')
     out = tmp_path / 'grad_out.py'
     res = run_tool(ref_dir / 'grad.py', out, '--allow-unsupported')
     assert res.returncode == 0, res.stderr
@@ -708,7 +709,7 @@ def test_allow_unsupported_writes_comment_block(tmp_path):
     head = text[:text.index('_base_ =')]
     block = head[head.index('# UNSUPPORTED'):]
     assert '#   uda.print_grad_magnitude=True has no equivalent' in block
-    assert '#   data.train.sync_crop_size=[1, 2]' in block
+    assert '#   data.train.my_sampler=[1, 2]' in block
     assert '#   my_flag=3 has no equivalent' in block  # unknown top-level
     assert '# Ignored:' in head and '# Mapped:' in head
     cfg = Config.fromfile(str(out))
@@ -901,3 +902,19 @@ def test_missing_base_names_the_file_and_writes_nothing(tmp_path):
     assert res.stderr.count('error:') == 1
     assert 'orphan.py' in res.stderr and 'gone_runtime.py' in res.stderr
     assert 'Traceback' not in res.stderr
+
+
+def test_sync_crop_size_maps_to_the_dataset_and_the_pad_size(tmp_path):
+    """HRDA's small-crop / ACDC configs: source and target cropped at one
+    box after their pipelines; batches are of that size."""
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'daformer')
+    (ref_dir / 'sync.py').write_text(
+        "_base_ = ['daformer.py']\n"
+        'data = dict(train=dict(sync_crop_size=(128, 96)))\n')
+    out = tmp_path / 'sync_out.py'
+    crc.convert_file(str(ref_dir / 'sync.py'), str(out))
+    cfg = preflight(out)
+    assert cfg.train_dataloader.dataset.sync_crop_size == (128, 96)
+    assert cfg.model.data_preprocessor.size == (128, 96)

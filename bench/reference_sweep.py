@@ -272,9 +272,13 @@ def summarise(results):
     return table, blockers
 
 
+#: the per-id counts (every row has all of them, zeros included)
+COLUMNS = ('total', 'converted', 'preflight', 'built', 'crash', 'goal',
+           'goal_built', 'mission', 'mission_built')
+
+
 def markdown(table, blockers, total, argv):
-    cols = ('total', 'converted', 'preflight', 'built', 'crash', 'goal',
-            'goal_built')
+    cols = COLUMNS[:7]
     md = ['| repo / paper id | configs | converted | pass pre-flight | '
           'build | crash | in goal | in goal: build |',
           '|---|---|---|---|---|---|---|---|']
@@ -363,8 +367,9 @@ def main(argv=None):
     if args.out_dir:
         from _common import write_results
         write_results('reference_sweep', dict(
-            rows=[dict(id=k, **row) for k, row in table.items()],
-            total=dict(total),
+            rows=[dict(id=k, **{c: row[c] for c in COLUMNS})
+                  for k, row in table.items()],
+            total={c: total[c] for c in COLUMNS},
             blockers=[dict(category=c, detail=d, count=n)
                       for (c, d), n in blockers.most_common()],
             configs=[dict(repo=n, id=g, src=osp.relpath(r['src'], refs[n])

@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/optional.txt pyproject.toml
+$(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/optional.txt requirements/optional-nodeps.txt pyproject.toml
 	bash tools/install/install.sh $(VENV)
 
 demo-data: $(DEMO_DATA)/train_source.csv

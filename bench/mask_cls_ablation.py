@@ -52,6 +52,28 @@ RUNS = (
     ('MaskLabelHead (3+2+3)', 'ClassBalancedSampler',
      'configs/mask_cls/mask_label_head_balanced_mnv3_demo.py'),
 )
+#: ``--suite steps``: the boostcamp teams' steps, each row adding one to the
+#: row above (head, step, config, index of the Resize in the pipelines)
+STEPS = (
+    ('MaskLabelHead (3+2+3)', 'baseline',
+     'configs/mask_cls/mask_label_head_mnv3_demo.py'),
+    ('MaskLabelHead (3+2+3)', '+ mask-conditioned age',
+     'configs/mask_cls/mask_label_head_age_by_mask_mnv3_demo.py'),
+    ('MaskLabelHead (3+2+3)', '+ face crop',
+     'configs/mask_cls/mask_label_head_age_by_mask_facecrop_mnv3_demo.py'),
+    ('MaskLabelHead (3+2+3)', '+ label fixes',
+     'configs/mask_cls/'
+     'mask_label_head_age_by_mask_facecrop_labelfix_mnv3_demo.py'),
+    ('MaskLabelHead (3+2+3)', '+ CutMix',
+     'configs/mask_cls/'
+     'mask_label_head_age_by_mask_facecrop_labelfix_cutmix_mnv3_demo.py'),
+)
+SUITES = dict(heads=RUNS, steps=STEPS)
+#: data of the steps suite: faces MTCNN finds (smaller than the frame) and
+#: persons recorded with swapped mask files, corrected by label_fixes.csv
+#: (mask fixes are per image, so the person folds do not change with them)
+STEPS_DATA = dict(faces='detectable', face_scale=0.7, mislabel_persons=30,
+                  mislabel_kinds=('mask', ))
 KEYS = ('joint_f1', 'joint_acc', 'mask_f1', 'gender_f1', 'age_f1')
 MARK = '<!-- mask_cls_ablation -->'
 
@@ -76,7 +98,16 @@ def parse_args(argv=None):
     p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
     p.add_argument('--no-docs', action='store_true',
                    help='do not update docs/classification.md')
+    p.add_argument('--suite', choices=sorted(SUITES), default='heads',
+                   help='heads: 18-way vs MaskLabelHead x sampler (the main '
+                   'table); steps: the teams\' steps added one by one '
+                   '(mask-conditioned age, face crop, label fixes, CutMix) '
+                   'on --data (default data/mask_bench_steps, generated '
+                   'with STEPS_DATA)')
     args = p.parse_args(argv)
+    if args.suite == 'steps' and args.data == osp.join(ROOT, 'data',
+                                                       'mask_bench'):
+        args.data = osp.join(ROOT, 'data', 'mask_bench_steps')
     args.seeds = check_seeds(
         [args.seed] if args.seed is not None else args.seeds,
         'mask_cls_ablation')
@@ -89,12 +120,19 @@ def run_dir(work_dir, seed, config):
                     osp.splitext(osp.basename(config))[0])
 
 
+def rows_of(runs):
+    """The row table (``RUNS`` or ``STEPS``) the runs were made with."""
+    configs = {r['config'] for r in runs}
+    return STEPS if configs and configs <= {c for _, _, c in STEPS} and \
+        not configs <= {c for _, _, c in RUNS} else RUNS
+
+
 def summarise(runs):
-    """Per (head, sampler), in ``RUNS`` order: the seeds and, for every
-    metric of ``KEYS``, :func:`mean_std` of its per-seed values (seed
-    order). Runs without a ``seed`` key count as seed 0."""
+    """Per (head, sampler), in ``RUNS`` (or ``STEPS``) order: the seeds
+    and, for every metric of ``KEYS``, :func:`mean_std` of its per-seed
+    values (seed order). Runs without a ``seed`` key count as seed 0."""
     out = []
-    for head, sampler, config in RUNS:
+    for head, sampler, config in rows_of(runs):
         rows = sorted((r for r in runs
                        if (r['head'], r['sampler']) == (head, sampler)),
                       key=lambda r: r.get('seed', 0))
@@ -111,7 +149,9 @@ def summarise(runs):
 
 def label(head, sampler):
     """Short name of a head/sampler row, e.g. ``MaskLabelHead +
-    ClassBalancedSampler``."""
+    ClassBalancedSampler``; a ``STEPS`` row is its step."""
+    if sampler == 'baseline' or sampler.startswith('+ '):
+        return sampler
     return f"{head.split(' ')[0]} + {sampler}"
 
 
@@ -125,7 +165,7 @@ def ranking(runs, key='joint_f1'):
     (``[a, b, wins_a, wins_b]``) -- a pair is *consistent* when one of them
     won in every seed."""
     seeds = sorted({r.get('seed', 0) for r in runs})
-    names = [label(h, s) for h, s, _ in RUNS
+    names = [label(h, s) for h, s, _ in rows_of(runs)
              if any((r['head'], r['sampler']) == (h, s) for r in runs)]
     value = {(label(r['head'], r['sampler']), r.get('seed', 0)):
              r['metrics'][key] for r in runs}
@@ -168,7 +208,15 @@ def ranking_markdown(rank):
                'No pair keeps its order in every seed.'))
 
 
-def train(config, data, epochs, seed, work_dir, img_size):
+def resize_index(config):
+    """Index of the ``Resize`` in the config's train pipeline."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    return types.index('Resize')
+
+
+def train(config, data, epochs, seed, work_dir, img_size, extra=()):
     opts = [
         f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
         f'param_scheduler.1.T_max={epochs}', f'randomness.seed={seed}',
@@ -178,14 +226,15 @@ def train(config, data, epochs, seed, work_dir, img_size):
         'default_hooks.checkpoint.save_best=None',
         'default_hooks.checkpoint.save_last=False'
     ]
+    ri = resize_index(config)
     for loader in ('train_dataloader', 'val_dataloader'):
         opts += [f'{loader}.dataset.data_root={data}',
-                 # pipeline[1] is the Resize of the dataset base config
-                 f'{loader}.dataset.pipeline.1.scale=({img_size},{img_size})',
+                 f'{loader}.dataset.pipeline.{ri}.scale=({img_size},'
+                 f'{img_size})',
                  f'{loader}.num_workers=0',
                  f'{loader}.persistent_workers=False']
     cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-           '--cfg-options'] + opts
+           '--cfg-options'] + opts + list(extra)
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.time() - t0
@@ -197,10 +246,31 @@ def train(config, data, epochs, seed, work_dir, img_size):
     return {k: round(val[f'mask/{k}'], 2) for k in KEYS}, wall
 
 
+def face_crop_counts(data, cache_dir):
+    """Run the steps configs' ``FaceCrop`` once over every image of
+    ``data`` (filling the cache the runs read) and return its counts."""
+    import cv2
+    from mmengine.config import Config
+    from mmplugins.datasets.mask_dataset import scan_mask_images
+    from mmplugins.datasets.transforms.face_crop import FaceCrop
+    cfg = Config.fromfile(osp.join(ROOT, STEPS[2][2]))
+    kw = dict(cfg.face_crop)
+    kw.pop('type')
+    kw['cache_dir'] = cache_dir
+    t = FaceCrop(**kw)
+    for info in scan_mask_images(osp.join(data, 'images')):
+        t(dict(img=cv2.imread(info['img_path']), img_path=info['img_path']))
+    return dict(images=t.stats['images'], faces=t.stats['faces'],
+                fallbacks=t.stats['fallbacks'])
+
+
 def to_markdown(result):
+    steps = result.get('setup', {}).get('suite') == 'steps' or \
+        rows_of(result.get('runs', [])) is STEPS
     lines = [
-        '| head | sampler | joint macro-F1 | per seed | joint acc | '
-        'mask F1 | gender F1 | age F1 | train+val wall (s) |',
+        ('| head | step |' if steps else '| head | sampler |')
+        + ' joint macro-F1 | per seed | joint acc | mask F1 | gender F1 | '
+        'age F1 | train+val wall (s) |',
         '|---|---|---:|---:|---:|---:|---:|---:|---:|',
     ]
     for r in result['summary']:
@@ -223,7 +293,15 @@ def to_markdown(result):
         f"timm `mobilenetv3_small_050` from scratch, AdamW, {s['epochs']} "
         f"epochs, batch 32, training seeds {s['seeds']} (mean ± sample "
         "std over seeds; per-seed joint macro-F1 in seed order). "
-        f"Machine: {s['machine']}.",
+        + (f"Steps data: `make_mask_demo(**{s['steps_data']})`; every row "
+           "is validated with the label fixes applied (the true labels), "
+           "rows before '+ label fixes' train on the recorded ones. "
+           + (f"FaceCrop over the {s['face_crop']['images']} images: "
+              f"{s['face_crop']['faces']} faces, "
+              f"{s['face_crop']['fallbacks']} centre-crop fallbacks. "
+              if s.get('face_crop') else '')
+           if s.get('suite') == 'steps' else '')
+        + f"Machine: {s['machine']}.",
         '',
         f"Regenerate: `{s['command']}`",
     ]
@@ -245,18 +323,40 @@ def update_docs(md):
 def main(argv=None):
     args = parse_args(argv)
     from mmplugins.datasets.demo.mask_demo import make_mask_demo
+    steps = args.suite == 'steps'
     if not osp.isdir(osp.join(args.data, 'images')):
         make_mask_demo(args.data, num_persons=args.persons, eval_persons=0,
-                       size=64, seed=0)
+                       size=64, seed=0, **(STEPS_DATA if steps else {}))
     from mmplugins.datasets.mask_dataset import MaskDataset
     n_train = len(MaskDataset(data_root=args.data, split='train'))
     n_val = len(MaskDataset(data_root=args.data, split='val'))
+    extra, setup_extra = (), {}
+    if steps:
+        fixes = osp.join(args.data, 'label_fixes.csv')
+        val_fixed = {i['person_id'] for i in (MaskDataset(
+            data_root=args.data, split='val', label_fixes=fixes)).data_list}
+        val_plain = {i['person_id'] for i in (MaskDataset(
+            data_root=args.data, split='val')).data_list}
+        if val_fixed != val_plain:
+            raise RuntimeError('the label fixes change the folds: rows '
+                               'would not share their validation persons')
+        cache = osp.join(args.work_dir, 'face_crop_cache')
+        extra = [f'val_dataloader.dataset.label_fixes={fixes}']
+        setup_extra = dict(suite='steps', steps_data=STEPS_DATA,
+                           face_crop=face_crop_counts(args.data, cache))
     runs = []
     for seed in args.seeds:
-        for head, sampler, config in RUNS:
+        for head, sampler, config in SUITES[args.suite]:
+            opts = list(extra)
+            if 'labelfix' in config:
+                opts.append(f'train_dataloader.dataset.label_fixes={fixes}')
+            if 'facecrop' in config:
+                opts += [f'{loader}.dataset.pipeline.1.cache_dir={cache}'
+                         for loader in ('train_dataloader',
+                                        'val_dataloader')]
             metrics, wall = train(config, args.data, args.epochs, seed,
                                   run_dir(args.work_dir, seed, config),
-                                  args.img_size)
+                                  args.img_size, opts)
             runs.append(dict(head=head, sampler=sampler, config=config,
                              seed=seed, metrics=metrics,
                              wall_s=round(wall, 1)))
@@ -267,7 +367,7 @@ def main(argv=None):
         setup=dict(
             persons=args.persons, data_seed=0, seeds=args.seeds,
             epochs=args.epochs, train_images=n_train, val_images=n_val,
-            img_size=args.img_size,
+            img_size=args.img_size, **setup_extra,
             machine=f'{platform.machine()} CPU, {os.cpu_count()} cores '
             '(shared with other jobs: wall times are indicative)',
             omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
@@ -280,8 +380,8 @@ def main(argv=None):
     write_results('mask_cls_ablation', result,
                   ['# Mask classification ablation', '', md.rstrip('\n')],
                   args.out_dir)
-    if not args.no_docs:
-        update_docs(md)
+    if not args.no_docs and args.suite == 'heads':
+        update_docs(md)  # the steps table goes in through bench/report.py
 
 
 if __name__ == '__main__':

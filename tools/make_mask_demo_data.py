@@ -24,6 +24,18 @@ def parse_args(argv=None):
                         help='persons of the unlabeled eval/ set')
     parser.add_argument('--size', type=int, default=64, help='image side')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--faces', default='flat',
+                        choices=('flat', 'detectable'),
+                        help="'detectable': faces MTCNN finds (FaceCrop)")
+    parser.add_argument('--face-scale', type=float, default=1.0,
+                        help='detectable faces smaller than the frame, at '
+                        'random places (< 1)')
+    parser.add_argument('--mislabel-persons', type=int, default=0,
+                        help='persons recorded with a wrong label; the '
+                        'corrections go to label_fixes.csv')
+    parser.add_argument('--mislabel-kinds', nargs='+',
+                        default=['gender', 'mask'],
+                        choices=('gender', 'mask'))
     return parser.parse_args(argv)
 
 
@@ -32,7 +44,10 @@ def main(argv=None):
     from mmplugins.datasets.demo.mask_demo import make_mask_demo
     counts = make_mask_demo(args.out, num_persons=args.num_persons,
                             eval_persons=args.eval_persons, size=args.size,
-                            seed=args.seed)
+                            seed=args.seed, faces=args.faces,
+                            face_scale=args.face_scale,
+                            mislabel_persons=args.mislabel_persons,
+                            mislabel_kinds=tuple(args.mislabel_kinds))
     print(f'wrote {counts["persons"]} persons / {counts["images"]} images '
           f'and {counts["eval_images"]} eval images to {args.out}')
 

@@ -24,9 +24,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mmplugins.models.heads.mask_label import (AGE_NAMES, GENDER_NAMES,
-                                               age_to_label, class_names,
-                                               decode, encode)
+from mmplugins.models.heads.mask_label import (AGE_BOUNDS, AGE_NAMES,
+                                               GENDER_NAMES, MASK_NAMES,
+                                               age_to_label, check_age_bins,
+                                               class_names, decode, encode)
 from mmplugins.registry import register_module
 
 try:
@@ -201,6 +202,144 @@ def scan_mask_images(img_dir: str) -> List[dict]:
     return infos
 
 
+LABEL_FIX_COLUMNS = ('person_id', 'image', 'gender', 'mask', 'age')
+
+
+def _parse_fix_value(field, value, where):
+    value = value.strip()
+    if field == 'gender':
+        if value.lower() not in GENDERS:
+            raise ValueError(f'{where}: gender must be one of '
+                             f'{sorted(GENDERS)}, but got {value!r}')
+        return value.lower()
+    if field == 'mask':
+        names = {n: i for i, n in enumerate(MASK_NAMES)}
+        if value in names:
+            return names[value]
+        if value in ('0', '1', '2'):
+            return int(value)
+        raise ValueError(f'{where}: mask must be one of {list(MASK_NAMES)} '
+                         f'or 0/1/2, but got {value!r}')
+    if not value.isdigit():
+        raise ValueError(f'{where}: age must be a non-negative integer, but '
+                         f'got {value!r}')
+    return int(value)
+
+
+def read_label_fixes(path: str) -> List[dict]:
+    """Rows of a label-fix CSV, validated (see :func:`apply_label_fixes`).
+
+    Returns dicts ``{'line', 'key': ('person_id'|'image', value), field:
+    value, ...}`` for the non-empty fields.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'label_fixes file not found: {path}')
+    rows, seen = [], {}
+    with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        unknown = [c for c in cols if c not in LABEL_FIX_COLUMNS]
+        if unknown or not ({'person_id', 'image'} & set(cols)):
+            raise ValueError(
+                f'{path}: label-fix columns must be among '
+                f'{LABEL_FIX_COLUMNS} with person_id or image, but got '
+                f'{cols}')
+        for line, row in enumerate(reader, start=2):
+            where = f'{path}:{line}'
+            pid = (row.get('person_id') or '').strip()
+            image = (row.get('image') or '').strip().replace('\\', '/')
+            if bool(pid) == bool(image):
+                raise ValueError(f'{where}: give exactly one of person_id / '
+                                 f'image, but got {pid!r} / {image!r}')
+            key = ('person_id', pid) if pid else ('image', image)
+            fields = {c: _parse_fix_value(c, row[c], where)
+                      for c in ('gender', 'mask', 'age')
+                      if (row.get(c) or '').strip()}
+            if not fields:
+                raise ValueError(f'{where}: no corrected gender / mask / age')
+            allowed = ('gender', 'age') if pid else ('mask', )
+            bad = sorted(set(fields) - set(allowed))
+            if bad:
+                why = 'gender and age are per person: use a person_id row' \
+                    if image else 'mask is per image: use an image row'
+                raise ValueError(f'{where}: {bad} cannot be fixed on a '
+                                 f'{key[0]} row ({why})')
+            if key in seen:
+                raise ValueError(f'{where}: {key[0]} {key[1]!r} is fixed '
+                                 f'twice (also line {seen[key]})')
+            seen[key] = line
+            rows.append(dict(line=line, key=key, **fields))
+    return rows
+
+
+def apply_label_fixes(infos: List[dict], path: str,
+                      img_dir: str) -> List[dict]:
+    """Correct gender / age of persons and mask state of images in place.
+
+    The CSV (header required) has the columns ``person_id`` or ``image``
+    (the image path relative to the image folder, e.g.
+    ``000001_female_Asian_45/normal.jpg``) and any of ``gender`` (male /
+    female), ``age`` (years) -- on person rows -- and ``mask`` (wear /
+    incorrect / not_wear or 0/1/2) -- on image rows; an empty cell keeps
+    the value. A swapped mask pair is two image rows.
+
+    Returns:
+        list[dict]: one entry per changed value: ``key``, ``field``, ``old``,
+        ``new`` and ``images`` (how many images it touched). Values already
+        equal to the correction are not listed.
+
+    Raises:
+        ValueError: naming ``path`` and the line for a person or image that
+            is not in ``img_dir``, and for malformed rows.
+    """
+    rows = read_label_fixes(path)
+    by_person, by_image = defaultdict(list), {}
+    for info in infos:
+        by_person[info['person_id']].append(info)
+        rel = osp.relpath(info['img_path'], img_dir).replace(os.sep, '/')
+        by_image[rel] = info
+    changes = []
+    for row in rows:
+        kind, value = row['key']
+        where = f'{path}:{row["line"]}'
+        targets = by_person.get(value) if kind == 'person_id' else \
+            ([by_image[value]] if value in by_image else None)
+        if not targets:
+            raise ValueError(
+                f'{where}: {kind} {value!r} is not in {img_dir} (label fixes '
+                'must name persons/images of the data set)')
+        for field in ('gender', 'age', 'mask'):
+            if field not in row:
+                continue
+            info_key = 'mask_label' if field == 'mask' else field
+            old = targets[0][info_key]
+            if old == row[field]:
+                continue
+            for info in targets:
+                info[info_key] = row[field]
+                if field == 'gender':
+                    info['gender_label'] = GENDERS[row[field]]
+            changes.append(dict(key=f'{kind}={value}', field=field, old=old,
+                                new=row[field], images=len(targets)))
+    return changes
+
+
+def relabel(infos: List[dict], age_bins=AGE_BOUNDS) -> int:
+    """Recompute ``age_label``, ``person_class`` (always with the
+    competition's bins, so folds do not depend on ``age_bins``) and
+    ``gt_label``; returns how many ``gt_label`` changed."""
+    changed = 0
+    for info in infos:
+        info['age_label'] = age_to_label(info['age'], age_bins)
+        info['person_class'] = info['gender_label'] * 3 + age_to_label(
+            info['age'])
+        new = int(encode(info['mask_label'], info['gender_label'],
+                         info['age_label']))
+        changed += int(new != info['gt_label'])
+        info['gt_label'] = new
+    return changed
+
+
 # ---------------------------------------------------------------------------
 # registry class
 # ---------------------------------------------------------------------------
@@ -230,6 +369,18 @@ class MaskDataset(BaseDataset):
             ``data_prefix/ImageID`` are listed in the CSV order, without
             labels, for prediction only (``split`` and folds are ignored).
             Defaults to ``''``.
+        label_fixes (str): Optional CSV of corrected labels (person id ->
+            gender / age, image path -> mask state; see
+            :func:`apply_label_fixes`), applied right after the scan, before
+            the folds are made; what changed is logged and kept in
+            ``label_fix_report``. Give the same file to the train and the
+            val dataset (the folds are stratified by the corrected labels).
+            Defaults to ``''`` (none).
+        age_bins (tuple[int, int]): ``(young_below, old_from)`` of the age
+            classes. Defaults to the competition's ``(30, 60)``; the teams
+            trained with ``(30, 58)`` or ``(30, 59)`` (old from 58/59) and
+            validated with ``(30, 60)``. The folds always use ``(30, 60)``,
+            so train and val may differ here.
         **kwargs: Other arguments of mmpretrain's ``BaseDataset``
             (``pipeline``, ``test_mode``, ``indices``, ...).
 
@@ -249,6 +400,8 @@ class MaskDataset(BaseDataset):
                  fold_seed: int = 0,
                  allow_empty_class: bool = False,
                  ann_file: str = '',
+                 label_fixes: str = '',
+                 age_bins=AGE_BOUNDS,
                  **kwargs):
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, but got '
@@ -264,6 +417,9 @@ class MaskDataset(BaseDataset):
         self.fold = fold
         self.fold_seed = fold_seed
         self.allow_empty_class = allow_empty_class
+        self.label_fixes = label_fixes
+        self.age_bins = check_age_bins(age_bins)
+        self.label_fix_report: List[dict] = []
         super().__init__(
             ann_file=ann_file,
             data_root=data_root,
@@ -275,6 +431,12 @@ class MaskDataset(BaseDataset):
         if self.ann_file:
             return self._load_test_list(img_dir)
         infos = scan_mask_images(img_dir)
+        if self.label_fixes:
+            self.label_fix_report = apply_label_fixes(infos, self.label_fixes,
+                                                      img_dir)
+        relabelled = relabel(infos, self.age_bins)
+        if self.label_fixes or self.age_bins != AGE_BOUNDS:
+            self._log_relabel(relabelled)
         if self.split == 'all':
             return infos
         person_classes = {i['person_id']: i['person_class'] for i in infos}
@@ -289,6 +451,21 @@ class MaskDataset(BaseDataset):
         if not self.allow_empty_class:
             self._check_classes(img_dir, infos, train, val)
         return val if self.split == 'val' else train
+
+    def _log_relabel(self, relabelled: int):
+        from mmengine.logging import print_log
+        counts = Counter(c['field'] for c in self.label_fix_report)
+        parts = [f'{counts[f]} {f} fix(es)' for f in ('gender', 'age', 'mask')
+                 if counts[f]]
+        msg = (f'MaskDataset: label_fixes {self.label_fixes}: ' +
+               (', '.join(parts) or 'nothing to change') + '; '
+               if self.label_fixes else 'MaskDataset: ')
+        msg += (f'age_bins {self.age_bins}; {relabelled} image(s) got a new '
+                'gt_label')
+        for c in self.label_fix_report:
+            msg += f'\n  {c["key"]}: {c["field"]} {c["old"]} -> {c["new"]} '\
+                f'({c["images"]} image(s))'
+        print_log(msg, logger='current', level=logging.INFO)
 
     def _check_classes(self, img_dir, infos, train, val):
         total = Counter(i['gt_label'] for i in infos)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip('mmpretrain')
 
@@ -83,3 +84,35 @@ def test_losses_registered_for_mmpretrain():
         assert MODELS.get(name) is not None
     # mmpretrain's own (sigmoid) FocalLoss is left untouched
     assert MODELS.get('FocalLoss').__module__.startswith('mmpretrain')
+
+
+def test_soft_targets():
+    """(N, C) soft targets (Mixup/CutMix): a one-hot target gives the hard
+    loss; label smoothing = torch's cross-entropy on probabilities; focal
+    with gamma=0 = soft cross-entropy; soft-F1 reads y = the target."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3)
+    y = torch.tensor([0, 2, 1, 2])
+    onehot = F.one_hot(y, 3).float()
+    q = torch.softmax(torch.randn(4, 3), 1)
+    for loss in (SoftmaxFocalLoss(gamma=2., alpha=[1., 2., .5]),
+                 LabelSmoothingLoss(0.2, class_weight=[1., 3., 2.]),
+                 SoftF1Loss()):
+        assert loss.soft_target is True
+        assert torch.allclose(loss(x, onehot), loss(x, y), atol=1e-6)
+    ls = LabelSmoothingLoss(0.2)(x, q)
+    assert torch.allclose(ls, F.cross_entropy(x, q, label_smoothing=0.2),
+                          atol=1e-6)
+    ce = -(q * F.log_softmax(x, 1)).sum(1).mean()
+    assert torch.allclose(SoftmaxFocalLoss(gamma=0.)(x, q), ce, atol=1e-6)
+    # by hand for one sample: -sum_k q_k (1 - p_k)^2 log p_k
+    p = torch.softmax(x, 1)
+    hand = -sum(float(q[0, k] * (1 - p[0, k])**2 * torch.log(p[0, k]))
+                for k in range(3))
+    got = SoftmaxFocalLoss(gamma=2., reduction='none')(x, q)[0]
+    assert float(got) == pytest.approx(hand, rel=1e-5)
+    tp = (p * q).sum(0)
+    f1 = 2 * tp / (2 * tp + (p.sum(0) - tp) + (q.sum(0) - tp) + 1e-7)
+    assert torch.allclose(SoftF1Loss()(x, q), 1 - f1.mean(), atol=1e-6)
+    with pytest.raises(ValueError, match=r'\(N, C\) soft targets'):
+        SoftF1Loss()(x, q[:, :2])

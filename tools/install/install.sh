@@ -44,6 +44,8 @@ echo "[install] runtime + test requirements"
 $PIP install -q -r requirements/runtime.txt -r requirements/tests.txt
 if [ "${MMPLUGINS_NO_OPTIONAL:-0}" != 1 ]; then
   $PIP install -q -r requirements/optional.txt
+  # stale pins (torch<2.3 ...) on packages that run on our stack
+  $PIP install -q --no-deps -r requirements/optional-nodeps.txt
 fi
 $PIP install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -m mmplugins.info | sed 's/^/[install] /'

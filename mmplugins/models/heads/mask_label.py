@@ -6,7 +6,7 @@
 :class:`MaskLabelHead` predicts it with three sub-heads (mask 3, gender 2,
 age 3) on a shared neck.
 """
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from mmplugins.registry import register_module
 
@@ -44,11 +44,31 @@ def decode(label) -> tuple:
     return decode_groups(label, MASK_RADICES)
 
 
-def age_to_label(age: Union[int, float]) -> int:
-    """Age class of an age in years: 0 (<30), 1 (30-59), 2 (>=60)."""
+def check_age_bins(age_bins) -> Tuple[int, int]:
+    """``(young_below, old_from)`` as two increasing positive ints."""
+    try:
+        lo, hi = (int(b) for b in age_bins)
+        ok = [lo, hi] == [float(b) for b in age_bins] and 0 < lo < hi
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError('age_bins must be two increasing positive integers '
+                         f'(young_below, old_from), e.g. (30, 60), but got '
+                         f'{age_bins!r}')
+    return lo, hi
+
+
+def age_to_label(age: Union[int, float],
+                 age_bins: Sequence[int] = AGE_BOUNDS) -> int:
+    """Age class of an age in years: 0 (<30), 1 (30-59), 2 (>=60).
+
+    ``age_bins=(30, 58)`` moves the old class to >= 58 (the teams' relabel
+    of the ages just under 60, which the data's age distribution cuts off).
+    """
     if age < 0:
         raise ValueError(f'age must be >= 0, but got {age}')
-    return int(age >= AGE_BOUNDS[0]) + int(age >= AGE_BOUNDS[1])
+    lo, hi = check_age_bins(age_bins)
+    return int(age >= lo) + int(age >= hi)
 
 
 def class_names() -> Tuple[str, ...]:
@@ -84,6 +104,14 @@ class MaskLabelHead(MultiGroupClsHead):
         group_losses (dict, optional): Per-group loss configs (keys among
             ``mask``, ``gender``, ``age``).
         group_loss_weights (dict, optional): Per-group loss multipliers.
+        conditioned (dict, optional): ``dict(age='mask')`` gives age three
+            sub-heads, one per mask state (the teams' mask-status-specific
+            age models): trained on the ground-truth mask's sub-head, and at
+            test chosen by ``condition_test``. Defaults to None.
+        condition_test (str): ``'predicted'`` (the sub-head of the predicted
+            mask state; default) or ``'mixture'`` (the sub-heads' age
+            softmaxes weighted by the mask probabilities). The output is the
+            same 18-way joint label either way.
         init_cfg (dict, optional): Initialization config.
     """
 
@@ -94,6 +122,8 @@ class MaskLabelHead(MultiGroupClsHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  group_losses: Optional[dict] = None,
                  group_loss_weights: Optional[dict] = None,
+                 conditioned: Optional[dict] = None,
+                 condition_test: str = 'predicted',
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)):
         super().__init__(
@@ -104,4 +134,6 @@ class MaskLabelHead(MultiGroupClsHead):
             loss=loss,
             group_losses=group_losses,
             group_loss_weights=group_loss_weights,
+            conditioned=conditioned,
+            condition_test=condition_test,
             init_cfg=init_cfg)

@@ -117,6 +117,32 @@ def joint_log_probs(group_logits: Sequence[torch.Tensor],
     return out
 
 
+#: how a conditioned group is predicted (see ``MultiGroupClsHead``)
+CONDITION_TEST_MODES = ('predicted', 'mixture')
+#: losses that take soft (N, C) targets
+SOFT_TARGET_LOSSES = ('SoftmaxFocalLoss', 'LabelSmoothingLoss', 'SoftF1Loss',
+                      'CrossEntropyLoss (softmax)', 'LabelSmoothLoss')
+
+
+def takes_soft_target(module: nn.Module) -> bool:
+    """Whether a loss module accepts ``(N, C)`` probability targets.
+
+    Ours say so with a ``soft_target = True`` attribute; of mmpretrain's,
+    the softmax ``CrossEntropyLoss`` (torch's cross-entropy takes class
+    probabilities; ``use_soft=True`` is the same formula) and
+    ``LabelSmoothLoss`` do. Everything else (sigmoid CE, mmpretrain's
+    sigmoid ``FocalLoss``, ...) is treated as hard-label only.
+    """
+    if getattr(module, 'soft_target', False) is True:
+        return True
+    name = type(module).__name__
+    if name == 'CrossEntropyLoss' and type(module).__module__.startswith(
+            'mmpretrain'):
+        return not getattr(module, 'use_sigmoid', False)
+    return name == 'LabelSmoothLoss' and type(module).__module__.startswith(
+        'mmpretrain')
+
+
 # ---------------------------------------------------------------------------
 # registry class
 # ---------------------------------------------------------------------------
@@ -148,14 +174,40 @@ class MultiGroupClsHead(ClsHead):
             focal + soft-F1). Class weights go into the loss configs.
         group_loss_weights (dict[str, float], optional): Multiplier of each
             group's loss. Defaults to 1 for every group.
+        conditioned (dict[str, str], optional): ``{group: condition group}``,
+            e.g. ``dict(age='mask')``: the group gets one linear sub-head per
+            class of the condition group (the mask-status-specific age
+            models of the competition write-ups). Training: each sample's
+            loss is taken on the sub-head of its *ground-truth* condition
+            class. A condition group cannot itself be conditioned.
+            Defaults to None (every group has one sub-head).
+        condition_test (str): How a conditioned group is predicted:
+            ``'predicted'`` (default) uses the sub-head of the *predicted*
+            (argmax) condition class; ``'mixture'`` averages the sub-heads'
+            softmaxes weighted by the condition group's probabilities.
         init_cfg (dict, optional): Defaults to a ``Normal(std=0.01)`` init of
             the linear layers, like ``LinearClsHead``.
 
     Loss keys are ``loss_<group>`` (plus ``loss_<group>_<i>`` for a list).
 
     Predictions: ``pred_score`` is the joint ``prod(groups)``-way distribution
-    (product of the group softmaxes), ``pred_label`` its argmax, and every
-    group gets ``<group>_score`` / ``<group>_label`` fields.
+    (product of the group scores), ``pred_label`` its argmax (= the tuple of
+    the group argmaxes), and every group gets ``<group>_score`` /
+    ``<group>_label`` fields.
+
+    Note:
+        Soft targets: when the data samples carry ``gt_score`` (mmpretrain's
+        batch augments ``Mixup`` / ``CutMix`` set it, a mix of two joint
+        one-hots), every group's target is the marginal of that joint score
+        over the other groups, so each group gets ``lam * onehot(a) +
+        (1 - lam) * onehot(b)`` with the same ``lam``. A conditioned group's
+        sub-head of condition class ``m`` is trained on the target
+        ``p(group | m)`` with sample weight ``p(m)`` (for hard labels: the
+        ground-truth sub-head only). Losses that take soft targets:
+        ``SoftmaxFocalLoss``, ``LabelSmoothingLoss``, ``SoftF1Loss`` and
+        mmpretrain's softmax ``CrossEntropyLoss`` / ``LabelSmoothLoss``; any
+        other loss is a ``TypeError`` naming the group and the loss at the
+        first soft batch.
     """
 
     def __init__(self,
@@ -166,6 +218,8 @@ class MultiGroupClsHead(ClsHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  group_losses: Optional[Dict[str, Union[dict, list]]] = None,
                  group_loss_weights: Optional[Dict[str, float]] = None,
+                 conditioned: Optional[Dict[str, str]] = None,
+                 condition_test: str = 'predicted',
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)):
         if not isinstance(groups, dict) or not groups:
@@ -185,6 +239,21 @@ class MultiGroupClsHead(ClsHead):
             if unknown:
                 raise KeyError(f'{name} names unknown groups '
                                f'{sorted(unknown)}; groups are {list(groups)}')
+        conditioned = dict(conditioned or {})
+        for name, cond in conditioned.items():
+            if name not in groups or cond not in groups:
+                raise KeyError(
+                    f'conditioned={conditioned!r} names unknown groups; '
+                    f'groups are {list(groups)}')
+            if cond == name or cond in conditioned:
+                raise ValueError(
+                    f'conditioned={conditioned!r}: group {name!r} cannot be '
+                    f'conditioned on {cond!r} (itself, or a conditioned '
+                    'group)')
+        if condition_test not in CONDITION_TEST_MODES:
+            raise ValueError(f'condition_test must be one of '
+                             f'{CONDITION_TEST_MODES}, but got '
+                             f'{condition_test!r}')
         # ClsHead builds ``self.loss_module`` from ``loss``: it stays the
         # default of the groups without an override.
         super().__init__(loss=loss, init_cfg=init_cfg)
@@ -202,9 +271,14 @@ class MultiGroupClsHead(ClsHead):
                 nn.BatchNorm1d(hidden_channels), nn.ReLU(inplace=True))
             head_in = hidden_channels
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fcs = ModuleDict(
-            {name: nn.Linear(head_in, k)
-             for name, k in self.groups.items()})
+        self.conditioned = conditioned
+        self.condition_test = condition_test
+        # a conditioned group's sub-heads are stacked in one Linear:
+        # output (N, n_cond * k), row-major by condition class
+        self.fcs = ModuleDict({
+            name: nn.Linear(head_in, k * self._num_sub_heads(name))
+            for name, k in self.groups.items()
+        })
 
         self.group_losses = ModuleDict()
         for name in self.groups:
@@ -221,45 +295,138 @@ class MultiGroupClsHead(ClsHead):
             for name in self.groups
         }
 
+    def _num_sub_heads(self, name: str) -> int:
+        cond = self.conditioned.get(name)
+        return 1 if cond is None else self.groups[cond]
+
     def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """The shared neck applied to the last stage's feature."""
         return self.neck(feats[-1])
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Concatenated group logits, ``(N, sum(groups))``."""
+        """Concatenated group logits, ``(N, sum_g k_g * sub_heads_g)``
+        (``sum(groups)`` without ``conditioned``)."""
         x = self.dropout(self.pre_logits(feats))
         return torch.cat([fc(x) for fc in self.fcs.values()], dim=1)
 
     def split_logits(self, logits: torch.Tensor) -> List[torch.Tensor]:
-        """Split the output of :meth:`forward` into per-group logits."""
-        return list(torch.split(logits, list(self.radices), dim=1))
+        """Split the output of :meth:`forward` into per-group logits:
+        ``(N, k_g)``, or ``(N, n_cond, k_g)`` for a conditioned group."""
+        sizes = [k * self._num_sub_heads(n) for n, k in self.groups.items()]
+        out = []
+        for (name, k), x in zip(self.groups.items(),
+                                torch.split(logits, sizes, dim=1)):
+            out.append(x if name not in self.conditioned else
+                       x.reshape(x.size(0), self._num_sub_heads(name), k))
+        return out
+
+    def group_targets(self, data_samples: List['DataSample']):
+        """Per-group targets of a batch: ``(hard, targets)``.
+
+        ``hard=True``: ``targets`` are ``(N,)`` class indices per group
+        (digits of ``gt_label``). ``hard=False`` (``gt_score`` present):
+        ``targets`` are ``(N, k_g)`` marginals of the joint soft score, and
+        ``joint`` the ``(N, *radices)`` score itself (returned third).
+        """
+        if 'gt_score' in data_samples[0]:
+            score = torch.stack([ds.gt_score for ds in data_samples]).float()
+            if score.ndim != 2 or score.size(1) != self.num_classes:
+                raise ValueError(
+                    f'{type(self).__name__}: gt_score must be (N, '
+                    f'{self.num_classes}) joint scores, but got shape '
+                    f'{tuple(score.shape)} (set the data_preprocessor\'s '
+                    f'num_classes={self.num_classes})')
+            joint = score.view(score.size(0), *self.radices)
+            marg = []
+            for g in range(len(self.radices)):
+                dims = [d + 1 for d in range(len(self.radices)) if d != g]
+                marg.append(joint.sum(dim=dims) if dims else joint)
+            return False, marg, joint
+        target = torch.cat([ds.gt_label for ds in data_samples])
+        return True, list(decode_groups(target, self.radices)), None
+
+    def _group_inputs(self, name, logits, hard, targets, joint):
+        """``(logits, target, weight)`` of one group's loss.
+
+        A conditioned group: hard labels pick each sample's ground-truth
+        sub-head; soft targets expand every (sample, condition class) pair
+        with ``p(cond) > 0`` into a row with target ``p(group | cond)`` and
+        sample weight ``p(cond)``.
+        """
+        names = list(self.groups)
+        g = names.index(name)
+        if name not in self.conditioned:
+            return logits, targets[g], None
+        c = names.index(self.conditioned[name])
+        n = logits.size(0)
+        if hard:
+            return logits[torch.arange(n), targets[c].long()], targets[g], \
+                None
+        # (N, k_c, k_g): joint marginal of the condition and the group
+        dims = [d + 1 for d in range(len(self.radices)) if d not in (c, g)]
+        pair = joint.sum(dim=dims) if dims else joint
+        if c > g:
+            pair = pair.transpose(1, 2)
+        w = pair.sum(dim=2)
+        keep = w > 1e-12
+        cond_target = pair[keep] / w[keep].unsqueeze(1)
+        return logits[keep], cond_target, w[keep]
 
     def _get_loss(self, cls_score: torch.Tensor,
                   data_samples: List['DataSample'], **kwargs) -> dict:
-        if 'gt_score' in data_samples[0]:
-            raise ValueError(
-                'MultiGroupClsHead needs hard joint labels (gt_label) but the '
-                'data samples carry soft gt_score: batch augments such as '
-                'Mixup/CutMix are not supported by this head')
-        target = torch.cat([ds.gt_label for ds in data_samples])
-        digits = decode_groups(target, self.radices)
+        hard, targets, joint = self.group_targets(data_samples)
         losses = dict()
-        for (name, logits), d in zip(
-                zip(self.groups, self.split_logits(cls_score)), digits):
+        n = cls_score.size(0)
+        for name, logits in zip(self.groups, self.split_logits(cls_score)):
+            x, target, sample_w = self._group_inputs(name, logits, hard,
+                                                     targets, joint)
             weight = self.group_loss_weights[name]
             modules = self.group_losses[name]
             for i, module in enumerate(modules):
+                if not hard and not takes_soft_target(module):
+                    raise TypeError(
+                        f'{type(self).__name__}: group {name!r} loss '
+                        f'{type(module).__name__} cannot take soft targets '
+                        '(gt_score from a batch augment such as Mixup / '
+                        f'CutMix); use one of {SOFT_TARGET_LOSSES} for this '
+                        'group, or remove batch_augments')
                 key = f'loss_{name}' if len(modules) == 1 else \
                     f'loss_{name}_{i}'
+                extra = {} if sample_w is None else dict(weight=sample_w)
                 losses[key] = weight * module(
-                    logits, d, avg_factor=logits.size(0), **kwargs)
+                    x, target, avg_factor=n, **extra, **kwargs)
         return losses
 
-    def _get_predictions(self, cls_score, data_samples):
+    def group_scores(self, cls_score: torch.Tensor) -> List[torch.Tensor]:
+        """``(N, k_g)`` probabilities of every group (a conditioned group
+        per ``condition_test``)."""
         group_logits = self.split_logits(cls_score)
-        joint = joint_log_probs(group_logits, self.radices).exp()
+        scores = {
+            name: F.softmax(x.float(), dim=-1)
+            for name, x in zip(self.groups, group_logits)
+        }
+        for name, cond in self.conditioned.items():
+            sub = scores[name]  # (N, k_c, k_g)
+            if self.condition_test == 'predicted':
+                pick = scores[cond].argmax(dim=1)
+                scores[name] = sub[torch.arange(sub.size(0)), pick]
+            else:
+                scores[name] = (scores[cond].unsqueeze(2) * sub).sum(dim=1)
+        return [scores[name] for name in self.groups]
+
+    def _get_predictions(self, cls_score, data_samples):
+        if self.conditioned:
+            group_scores = self.group_scores(cls_score)
+            codes = torch.arange(self.num_classes, device=cls_score.device)
+            joint = 1.
+            for s, d in zip(group_scores,
+                            decode_groups(codes, self.radices)):
+                joint = joint * s[:, d]
+        else:
+            group_logits = self.split_logits(cls_score)
+            joint = joint_log_probs(group_logits, self.radices).exp()
+            group_scores = [F.softmax(g.float(), dim=1) for g in group_logits]
         labels = joint.argmax(dim=1, keepdim=True).detach()
-        group_scores = [F.softmax(g.float(), dim=1) for g in group_logits]
         if data_samples is None:
             data_samples = [None] * joint.size(0)
         out = []

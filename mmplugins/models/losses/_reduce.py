@@ -30,15 +30,25 @@ def check_inputs(cls_score: torch.Tensor, label: torch.Tensor,
     if cls_score.ndim != 2:
         raise ValueError(f'{loss_name}: cls_score must be (N, C), but got '
                          f'shape {tuple(cls_score.shape)}')
-    if label.ndim != 1 or label.numel() != cls_score.size(0):
+    soft = label.ndim == 2 and tuple(label.shape) == tuple(cls_score.shape)
+    if not soft and (label.ndim != 1 or label.numel() != cls_score.size(0)):
         raise ValueError(f'{loss_name}: label must be (N,) hard class '
-                         f'indices with N={cls_score.size(0)}, but got shape '
+                         f'indices or (N, C) soft targets with (N, C)='
+                         f'{tuple(cls_score.shape)}, but got shape '
                          f'{tuple(label.shape)}')
     if class_weight is not None and class_weight.ndim == 1 and \
             class_weight.numel() != cls_score.size(1):
         raise ValueError(f'{loss_name}: class_weight has '
                          f'{class_weight.numel()} entries for '
                          f'{cls_score.size(1)} classes')
+
+
+def soft_or_onehot(label: torch.Tensor, num_classes: int,
+                   like: torch.Tensor) -> torch.Tensor:
+    """``(N, C)`` float targets: a soft label as is, hard indices one-hot."""
+    if label.ndim == 2:
+        return label.to(like)
+    return torch.nn.functional.one_hot(label.long(), num_classes).to(like)
 
 
 def reduce_loss(loss: torch.Tensor,

@@ -26,7 +26,10 @@ def softmax_focal_loss(cls_score: torch.Tensor,
 
     Args:
         cls_score (Tensor): ``(N, C)`` logits.
-        label (Tensor): ``(N,)`` class indices.
+        label (Tensor): ``(N,)`` class indices, or ``(N, C)`` soft targets
+            ``q`` (Mixup/CutMix): then the loss is
+            ``-sum_k alpha_k q_k (1 - p_k) ** gamma log p_k``, which is the
+            hard-label loss for a one-hot ``q``.
         gamma (float): Focusing parameter; 0 gives cross-entropy.
         alpha (Tensor, optional): Scalar or ``(C,)`` class weights applied as
             ``alpha[label]``.
@@ -35,6 +38,13 @@ def softmax_focal_loss(cls_score: torch.Tensor,
         Tensor: ``(N,)`` losses.
     """
     log_p = F.log_softmax(cls_score.float(), dim=1)
+    if label.ndim == 2:
+        q = label.to(log_p)
+        per_class = -((1. - log_p.exp()).clamp(min=0.)**gamma) * log_p * q
+        if alpha is not None:
+            alpha = alpha.to(log_p)
+            per_class = per_class * (alpha if alpha.ndim == 1 else alpha)
+        return per_class.sum(dim=1)
     log_pt = log_p.gather(1, label.long().view(-1, 1)).squeeze(1)
     loss = -((1. - log_pt.exp()).clamp(min=0.)**gamma) * log_pt
     if alpha is not None:
@@ -64,6 +74,9 @@ class SoftmaxFocalLoss(nn.Module):
         ``torch.nn.functional.nll_loss(weight=...)`` does.
     """
 
+    #: takes (N, C) soft targets (see :func:`softmax_focal_loss`)
+    soft_target = True
+
     def __init__(self,
                  gamma: float = 2.0,
                  alpha: Union[None, float, Sequence[float]] = None,
@@ -84,7 +97,8 @@ class SoftmaxFocalLoss(nn.Module):
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None,
                 **kwargs) -> torch.Tensor:
-        """Loss of ``(N, C)`` logits against ``(N,)`` labels.
+        """Loss of ``(N, C)`` logits against ``(N,)`` labels or ``(N, C)``
+        soft targets.
 
         ``weight`` is an optional ``(N,)`` per-sample weight.
         """

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from mmplugins.registry import register_module
 
-from ._reduce import as_class_weight, check_inputs
+from ._reduce import as_class_weight, check_inputs, soft_or_onehot
 
 
 def soft_f1_per_class(cls_score: torch.Tensor,
@@ -26,7 +26,8 @@ def soft_f1_per_class(cls_score: torch.Tensor,
 
     Args:
         cls_score (Tensor): ``(N, C)`` logits.
-        label (Tensor): ``(N,)`` class indices.
+        label (Tensor): ``(N,)`` class indices, or ``(N, C)`` soft targets
+            used as the soft truth ``y`` (Mixup/CutMix).
         weight (Tensor, optional): ``(N,)`` per-sample weights of the counts.
         eps (float): Keeps classes absent from batch and prediction finite.
 
@@ -34,7 +35,7 @@ def soft_f1_per_class(cls_score: torch.Tensor,
         Tensor: ``(C,)`` soft F1 values in ``[0, 1]``.
     """
     p = F.softmax(cls_score.float(), dim=1)
-    y = F.one_hot(label.long(), cls_score.size(1)).to(p)
+    y = soft_or_onehot(label, cls_score.size(1), p)
     w = torch.ones_like(p[:, :1]) if weight is None else \
         weight.to(p).view(-1, 1)
     tp = (p * y * w).sum(0)
@@ -58,6 +59,9 @@ class SoftF1Loss(nn.Module):
         ``reduction_override`` are accepted (head compatibility) and ignored.
     """
 
+    #: takes (N, C) soft targets as the soft truth
+    soft_target = True
+
     def __init__(self,
                  class_weight: Union[None, Sequence[float]] = None,
                  eps: float = 1e-7,
@@ -80,7 +84,8 @@ class SoftF1Loss(nn.Module):
                 avg_factor: Optional[float] = None,
                 reduction_override: Optional[str] = None,
                 **kwargs) -> torch.Tensor:
-        """Loss of ``(N, C)`` logits against ``(N,)`` labels."""
+        """Loss of ``(N, C)`` logits against ``(N,)`` labels or ``(N, C)``
+        soft targets; ``weight`` weights each sample's counts."""
         check_inputs(cls_score, label, self.class_weight, 'SoftF1Loss')
         f1 = soft_f1_per_class(cls_score, label, weight, self.eps)
         if self.class_weight is None:

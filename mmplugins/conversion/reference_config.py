@@ -50,14 +50,21 @@ Mapping table (reference key -> mmplugins key)::
     mask_pseudo_threshold, mask_lambda,
     mask_generator
   uda.imnet_feature_dist_scale_min_   ignored (no effect) when the feature
-    ratio=None                        distance is off; unsupported with FD on
+    ratio=None                        distance is off or on every class;
+                                      unsupported with FD on a class subset
   uda.debug_img_interval              model.vis_interval
   uda.mask_mode=None, mask_lambda>0   model.mask_lambda=0 (reference: MIC off
                                       whatever the weight)
-  uda.source_only=True                model.mix=None, mask_lambda=0,
-                                      mask_mode=None
+  uda.source_only=True                model.source_only=True (reference:
+                                      no teacher, no mix; MIC, if on, masks
+                                      the source images against their
+                                      labels)
   uda.source_only=False               ignored (no effect)
   uda.print_grad_magnitude=False      ignored (no effect); True: unsupported
+  (no uda section: the papers'        a plain segmentor config: model =
+    source-/target-only baselines)    the segmentor (SegDataPreProcessor),
+                                      train_dataloader.dataset = data.train,
+                                      MMDistributedDataParallel
   model.type='EncoderDecoder'         model.segmentor.type='EncoderDecoder'
   model.type='HRDAEncoderDecoder'     model.segmentor.type=
                                       'HRDAEncoderDecoder'
@@ -95,7 +102,9 @@ Mapping table (reference key -> mmplugins key)::
                                       mmplugins DAFormerHead: in_channels,
                                       in_index, channels, dropout_ratio,
                                       num_classes, norm_cfg, align_corners,
-                                      loss_decode copied;
+                                      loss_decode copied; no init_cfg (mmseg's
+                                      Normal(0.01) classifier init, as the
+                                      reference);
                                       decoder_params.embed_dims -> embed_dims;
                                       decoder_params.fusion_cfg (type='aspp')
                                       -> fusion_cfg (sep, dilations, pool,
@@ -204,8 +213,10 @@ Mapping table (reference key -> mmplugins key)::
   resume_from                         load_from + resume=True
 
 Ignored (no effect), recorded in the output's comments: ``name``, ``exp``,
-``name_*``, ``n_gpus``, ``gpu_model``, ``gpu_ids``, ``use_ddp_wrapper``
-(mmplugins always uses its UDA DDP wrapper), ``workflow=[('train', 1)]``,
+``name_*``, ``n_gpus``, ``gpu_model``, ``gpu_ids``, ``git_rev``,
+``use_ddp_wrapper`` (mmplugins always uses its UDA DDP wrapper),
+``uda.imnet_feature_dist_scale_method`` (read nowhere in the reference),
+``workflow=[('train', 1)]``,
 ``checkpoint_config.by_epoch=False``, ``evaluation.by_epoch=False``,
 ``uda.print_grad_magnitude=False``, ``uda.source_only=False``, ``mask_generator
 =None`` with MIC off, and the reference's helper variables (``norm_cfg``,

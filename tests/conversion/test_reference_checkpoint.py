@@ -6,6 +6,7 @@ given random weights, and written in the reference's names by
 ``_ref_naming`` (derived from the reference's module definitions, not from
 the converter's tables)."""
 import copy
+import os
 import os.path as osp
 
 import pytest
@@ -25,8 +26,9 @@ CONFIGS = osp.join(ROOT, 'configs')
 def _config(tmp_path, base, **model):
     """A converted-config stand-in: ``base`` with ``model`` overrides."""
     path = tmp_path / f'{osp.splitext(base)[0]}_converted.py'
-    path.write_text(f"_base_ = [{osp.join(CONFIGS, base)!r}]\n"
-                    f'model = dict({", ".join(f"{k}={v!r}" for k, v in model.items())})\n')
+    overrides = ', '.join(f'{k}={v!r}' for k, v in model.items())
+    path.write_text(f'_base_ = [{osp.join(CONFIGS, base)!r}]\n'
+                    f'model = dict({overrides})\n')
     return str(path)
 
 
@@ -253,8 +255,7 @@ def test_tools_test_evaluates_the_converted_checkpoint(tmp_path, daformer,
          '--cfg-options', 'test_dataloader.num_workers=0',
          'test_dataloader.persistent_workers=False'],
         cwd=ws, capture_output=True, text=True, timeout=600,
-        env=dict(__import__('os').environ, OMP_NUM_THREADS='1',
-                 PYTHONPATH=ROOT))
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert 'mIoU' in proc.stdout + proc.stderr
 

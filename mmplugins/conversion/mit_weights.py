@@ -71,12 +71,13 @@ def convert_mit(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
 
 
 def is_original_mit(state_dict: Dict[str, torch.Tensor]) -> bool:
-    """True when ``state_dict`` is in SegFormer's MiT naming (every key
-    ``patch_embed<i>.`` / ``block<i>.`` / ``norm<i>.`` / ``head.``, at least
-    one of them a stage key)."""
+    """True when ``state_dict`` is in SegFormer's MiT naming: a key
+    ``patch_embed<i>.`` / ``block<i>.`` / ``norm<i>.`` and none of mmseg's
+    ``layers.``. (Other keys pass through the conversion unchanged, and the
+    fit check then names them.)"""
     keys = list(state_dict)
-    return (any(ORIGINAL_KEY.match(k) for k in keys) and all(
-        ORIGINAL_KEY.match(k) or k.startswith('head.') for k in keys))
+    return (any(ORIGINAL_KEY.match(k) for k in keys)
+            and not any(k.startswith('layers.') for k in keys))
 
 
 def checkpoint_state_dict(checkpoint, filename: str) -> Dict:

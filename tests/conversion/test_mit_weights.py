@@ -141,7 +141,7 @@ def test_wider_mit_and_other_architecture_are_one_error(tmp_path, mit_b0):
         with pytest.raises(ValueError) as e:
             model.init_weights()
         assert path in str(e.value) and expect in str(e.value)
-        if name == 'resnet.pth':
+        if name == 'resnet.pth':  # none of SegFormer's or mmseg's names
             assert "'conv1.weight'" in str(e.value)
             assert '0 of ' in str(e.value)
 
@@ -178,3 +178,16 @@ def test_other_modules_keep_stock_pretrained(tmp_path):
     net = Net(dict(type='Pretrained', checkpoint=path))
     net.init_weights()
     assert torch.equal(net.lin.weight, w)
+
+
+def test_odd_key_in_a_segformer_file_is_named(tmp_path, mit_b0):
+    _, ref = mit_b0
+    path = str(tmp_path / 'mit_b0_extra.pth')
+    torch.save(dict(ref, cls_token=torch.zeros(1, 1, 32)), path)
+    model = _build(_segmentor_cfg(
+        init_cfg=dict(type='Pretrained', checkpoint=path)))
+    with pytest.raises(ValueError) as e:
+        model.init_weights()
+    msg = str(e.value)
+    assert "in the checkpoint but not in the model (1): ['cls_token']" in msg
+    assert 'not in the checkpoint (' not in msg  # the rest converted

@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 import mmplugins  # noqa: F401
-from _ref_naming import uda_to_ref
+from _ref_naming import segmentor_to_ref, uda_to_ref
 from _testutils import ROOT
 from misc import convert_reference_checkpoint as tool
 
@@ -156,6 +156,25 @@ def test_no_ema_model_fills_the_teacher_from_the_student(tmp_path, daformer,
     assert teacher
     for k in teacher:
         assert torch.equal(sd[k], ours['student.' + k[len('teacher.'):]]), k
+
+
+def test_plain_segmentor_baseline_round_trip(tmp_path, daformer, capsys):
+    """A source-only / target-only baseline: one mmseg 0.x segmentor
+    (``backbone.``, ``decode_head.``), into a plain segmentor config."""
+    config = _config(tmp_path, 'source_only.py', decode_head=dict(
+        _delete_=True, type='DAFormerHead', in_channels=[32, 64, 160, 256],
+        channels=64, embed_dims=64, num_classes=12,
+        norm_cfg=dict(type='BN', requires_grad=True)))
+    ours = _randomise(_build(config), seed=2)
+    src = str(tmp_path / 'source_only.pth')
+    torch.save(dict(meta=dict(iter=40000), state_dict=segmentor_to_ref(ours)),
+               src)
+    out = str(tmp_path / 'ours.pth')
+    assert _run(src, out, '--config', config) == 0
+    _assert_round_trip(out, config, ours)
+    # the same file against a UDA config: one error saying why
+    err = _fails(capsys, tmp_path, src, daformer[0])
+    assert 'one plain segmentor' in err
 
 
 def _fails(capsys, tmp_path, src, config, out_exists=True):

@@ -10,7 +10,10 @@ torch's safe-globals list gains the types of an mmengine checkpoint and
 CUDA (or MLU/NPU/MUSA) mmengine's dist init runs with ``nccl`` turned into
 ``gloo`` (with a warning) and ``torch.cuda.set_device`` skipped, and a CPU
 module's DDP gets ``device_ids=None``; ``FormatCode`` (yapf) results are
-memoised. ``mmplugins.compat.remove_patches()`` undoes them.
+memoised; ``Pretrained`` init of a ``MixVisionTransformer`` converts
+SegFormer's original MiT names (mmseg's ``mit2mmseg.py``) and stops on
+weights that do not fill the backbone. ``mmplugins.compat.remove_patches()``
+undoes them.
 """
 import importlib
 import pkgutil

@@ -35,6 +35,16 @@ process-wide (they replace functions of mmengine/torch, not per runner):
    config, the visualizer and *every checkpoint* (~4 s each for an mmdet
    config on 2 cores). yapf is deterministic, so its result is memoised per
    input text (32 entries): the output is byte-identical, computed once.
+4. **Pretrained MiT weights.** ``Pretrained`` init (``init_cfg=dict(type=
+   'Pretrained', ...)`` or mmseg's ``pretrained=``) loads with
+   ``strict=False``: SegFormer's original ``mit_bX.pth`` (what DAFormer /
+   HRDA / MIC load) matches none of mmseg 1.x's MiT names, so the backbone
+   stays randomly initialised behind one WARNING. For a
+   ``MixVisionTransformer`` only, loading goes through
+   :func:`mmplugins.conversion.mit_weights.load_mit_checkpoint`: SegFormer's
+   naming is converted on the fly with mmseg's own ``mit2mmseg.py``, and
+   weights that do not fill the backbone exactly are one error naming the
+   file and the keys. Every other module loads as before.
 """
 import contextlib
 import logging
@@ -265,9 +275,39 @@ def _patch_config_formatting():
     mm_config.FormatCode = FormatCode
 
 
+def _patch_mit_pretrained():
+    import sys
+
+    from mmengine.model import weight_init
+    cls = weight_init.PretrainedInit
+    if getattr(cls.__call__, '_mmplugins', False):
+        return
+
+    def __call__(self, module):
+        # mmseg's MiT module is imported by whoever built `module`
+        mit = sys.modules.get('mmseg.models.backbones.mit')
+        if mit is None or not isinstance(module, mit.MixVisionTransformer):
+            return __call__._stock(self, module)
+        from mmengine.logging import print_log
+
+        from mmplugins.conversion.mit_weights import load_mit_checkpoint
+        where = f'{self.prefix} in model' if self.prefix else 'model'
+        print_log(f'load {where} from: {self.checkpoint}', logger='current')
+        load_mit_checkpoint(module, self.checkpoint, prefix=self.prefix,
+                            map_location=self.map_location)
+        if hasattr(module, '_params_init_info'):
+            weight_init.update_init_info(module,
+                                         init_info=self._get_init_info())
+
+    __call__._mmplugins = True
+    __call__._stock = cls.__call__
+    cls.__call__ = __call__
+
+
 def remove_patches():
     """Undo :func:`apply_patches`: put back mmengine's own functions (dist
-    init, DDP ``__init__``, the local checkpoint loader, ``FormatCode``),
+    init, DDP ``__init__``, the local checkpoint loader, ``FormatCode``,
+    ``PretrainedInit.__call__``),
     ``HistoryBuffer``'s default pickling and torch's safe-globals list
     without our entries. For comparing with the stock stack; idempotent."""
     global _APPLIED
@@ -288,6 +328,10 @@ def remove_patches():
         mm_ckpt.CheckpointLoader._schemes[''] = loader._stock
     if hasattr(mm_config.FormatCode, '_stock'):
         mm_config.FormatCode = mm_config.FormatCode._stock
+    from mmengine.model import weight_init
+    if hasattr(weight_init.PretrainedInit.__call__, '_stock'):
+        weight_init.PretrainedInit.__call__ = \
+            weight_init.PretrainedInit.__call__._stock
     if HistoryBuffer.__dict__.get('__getstate__') is \
             _history_buffer_getstate:
         del HistoryBuffer.__getstate__
@@ -308,4 +352,5 @@ def apply_patches():
     _patch_torch_load()
     _patch_cpu_distributed()
     _patch_config_formatting()
+    _patch_mit_pretrained()
     _APPLIED = True

@@ -90,9 +90,9 @@ Mapping table (reference key -> mmplugins key)::
                                       tuples
   model.pretrained=PATH               model.segmentor.backbone.init_cfg=
                                       dict(type='Pretrained', checkpoint=PATH)
-                                      (NB: SegFormer's original mit_bX.pth
-                                      must first be converted with mmseg's
-                                      tools/model_converters/mit2mmseg.py)
+                                      (SegFormer's original mit_bX.pth loads
+                                      as it is: mit_weights.py converts it
+                                      on the fly with mmseg's mit2mmseg.py)
   model.backbone type='mit_b0'..'mit_b5'
                                       MixVisionTransformer with that size's
                                       embed_dims/num_layers/num_heads (from

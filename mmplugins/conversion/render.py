@@ -85,16 +85,16 @@ def render(conv, src_path: str, out_path: str,
         header += _comment_block(
             'UNSUPPORTED (no mmplugins equivalent; NOT converted, written '
             'with --allow-unsupported)', conv.unsupported)
-    init = ((model.get('segmentor') or {}).get('backbone') or {}).get(
-        'init_cfg') or {}
+    seg = model.get('segmentor') or model
+    init = (seg.get('backbone') or {}).get('init_cfg') or {}
     if init.get('checkpoint'):
         header += [
-            f"# NB: the backbone checkpoint {init['checkpoint']!r} must hold "
-            'mmseg 1.x MiT keys:',
-            "#   convert SegFormer's original mit_bX.pth with mmseg's "
-            'tools/model_converters/mit2mmseg.py',
-            '#   (or use the converted weights of '
-            'configs/_base_/models/daformer_mit-b5.py).', '#']
+            f"# NB: the backbone checkpoint {init['checkpoint']!r} loads as "
+            "the reference's: SegFormer's original",
+            '#   MiT names are converted on the fly (mmplugins/conversion/'
+            'mit_weights.py); weights that',
+            '#   do not fill the backbone exactly stop with an error naming '
+            'the keys.', '#']
     header += _comment_block('Ignored', conv.ignored)
     header += _comment_block('Mapped', conv.mapped)
     body = [f'_base_ = {_fmt([rel(BASE_RUNTIME), rel(BASE_SCHEDULE)])}']

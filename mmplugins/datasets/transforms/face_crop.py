@@ -176,6 +176,10 @@ class FaceCrop(BaseTransform):
         again. The detector settings are part of the key too.
     """
 
+    #: ``detector=dict(type=...)`` names a key of :data:`DETECTORS`, not a
+    #: registry entry (read by the config pre-flight)
+    NESTED_TYPES = {'detector': tuple(DETECTORS)}
+
     def __init__(self,
                  margin: float = 0.3,
                  detector: Union[str, dict, object] = 'mtcnn',

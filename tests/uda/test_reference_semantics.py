@@ -214,11 +214,11 @@ class _Recorder:
                 self._hook('mic_teacher'))
         seg_loss = model._seg_loss
 
-        def spy(logits, label, weight, prefix, scale=1.0):
+        def spy(logits, label, weight, prefix, *args, **kwargs):
             self.losses.append(
                 (prefix, label.clone(),
                  None if weight is None else weight.clone()))
-            return seg_loss(logits, label, weight, prefix, scale)
+            return seg_loss(logits, label, weight, prefix, *args, **kwargs)
 
         model._seg_loss = spy
 

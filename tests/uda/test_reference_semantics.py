@@ -524,14 +524,14 @@ def test_mic_aug_mode_strongly_augments_the_target_with_its_statistics():
     t_mean = torch.tensor([60.0, 80.0, 100.0]).view(1, 3, 1, 1)
     t_std = torch.tensor([30.0, 40.0, 50.0]).view(1, 3, 1, 1)
     stats = ((MEAN, STD), (t_mean, t_std))
-    src = torch.randn(2, 3, 16, 16)
-    tex = (torch.rand(2, 3, 16, 16) * 255 - t_mean) / t_std
+    src = torch.randn(2, 3, 32, 32)  # blur kernel 3 (1 below 20 px)
+    tex = (torch.rand(2, 3, 32, 32) * 255 - t_mean) / t_std
     plain = _mic_out('separatetrg', src, tex, stats, 1.0, n=3)
     assert all(torch.equal(o, tex) for o in plain)
     outs = _mic_out('separatetrgaug', src, tex, stats, 0.0, n=100)
     changed = [(o - tex).abs().max().item() > 1e-3 for o in outs]
     assert 0.3 < np.mean(changed) < 0.7  # blur alone, p = 0.5
-    grey = (torch.full((2, 3, 16, 16), 127.5) - t_mean) / t_std
+    grey = (torch.full((2, 3, 32, 32), 127.5) - t_mean) / t_std
     outs = _mic_out('separatetrgaug', src, grey, stats, 1.0, n=40)
     for o in outs:
         u = (o * t_std + t_mean) / 255.0

@@ -249,14 +249,19 @@ def uda_ablation(res, UDA_REF=UDA_REF):
         '|' + '---|' * len(UDA_NAMES),
         '| ' + ' | '.join(cells) + ' |', '',
         prov_line(d, UDA_REF) + '.']
+    # files recorded before the ablation stored its window logged the
+    # current iteration's value (pseudo_weight was not in mean_pattern)
+    window = d.get('pseudo_weight_window', 1)
+    what = ("its last iteration's value" if window <= 1 else
+            f'mean of its last {window} iterations')
     if pw and not warm:
-        lines[-1] += (' Final pseudo-label weight of the full variant: '
-                      f'{fmt_pm(mean_std(pw), 3)} — the from-scratch teacher '
-                      'is rarely confident, so self-training adds little '
-                      'here (see docs/uda.md).')
+        lines[-1] += (' Final pseudo-label weight of the full variant '
+                      f'({what}): {fmt_pm(mean_std(pw), 3)} — the '
+                      'from-scratch teacher is rarely confident, so '
+                      'self-training adds little here (see docs/uda.md).')
     elif pw:
-        lines[-1] += (' Final pseudo-label weight of the full variant: '
-                      f'{fmt_pm(mean_std(pw), 3)}.')
+        lines[-1] += (' Final pseudo-label weight of the full variant '
+                      f'({what}): {fmt_pm(mean_std(pw), 3)}.')
     return lines
 
 

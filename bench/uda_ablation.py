@@ -12,7 +12,10 @@ run starts from; see mmplugins/utils/warm_start.py), trained once per seed by
 this script and cached by its resolved config's hash; without it every
 variant trains from scratch, where the teacher is never confident
 (final ``pseudo_weight`` ~0.06 in 400 iterations) and the self-training terms
-contribute little. The table reports each run's final ``pseudo_weight``.
+contribute little. The table reports each run's final logged
+``pseudo_weight`` and says what it is: the mean over the log processor's
+window when the config's ``log_processor.mean_pattern`` matches the key
+(``pseudo_weight_window`` in the JSON), else the last iteration's value.
 
 Each variant is one ``tools/train.py configs/mic_dual_aug.py`` run with
 ``--cfg-options`` toggles (so the table really is "one line per ablation"),
@@ -31,6 +34,8 @@ from _common import ROOT, machine_info, md_table, write_results
 from _common import check_seeds as _check_seeds
 
 sys.path.insert(0, ROOT)
+from mmplugins.utils.run_logs import (mean_window,  # noqa: E402
+                                      pseudo_weight_label)
 from mmplugins.utils.warm_start import (SOURCE_ONLY_OPTIONS,  # noqa: E402
                                         cached_warm_start, config_hash,
                                         student_init_options,
@@ -143,9 +148,18 @@ def main(argv=None):
                              aAcc=m.get('aAcc'), mAcc=m.get('mAcc'),
                              pseudo_weight=final_scalar(
                                  osp.join(ROOT, wd), 'pseudo_weight'),
+                             pseudo_weight_window=mean_window(
+                                 osp.join(ROOT, wd,
+                                          osp.basename(args.config)),
+                                 'pseudo_weight'),
                              train_s=round(time.time() - t0, 1)))
             print(runs[-1], flush=True)
     summary = summarise(runs)
+    windows = {r['pseudo_weight_window'] for r in runs}
+    if len(windows) != 1:
+        raise SystemExit('uda_ablation: the runs log pseudo_weight over '
+                         f'different windows {sorted(windows)}')
+    window, = windows
     info = machine_info('cuda' if _cuda() else 'cpu')
     cmd = ' '.join(['python bench/uda_ablation.py'] + list(
         sys.argv[1:] if argv is None else argv))
@@ -160,7 +174,8 @@ def main(argv=None):
           f'model and schedule for every variant; {info.get("device", "")}.',
           ''] + md_table(
               ['variant', 'target mIoU (mean ± std)', 'vs source-only',
-               'per seed', 'final pseudo_weight', 'train s', 'cfg-options'],
+               'per seed', 'final ' + pseudo_weight_label(window),
+               'train s', 'cfg-options'],
               [[n, pm(r['mIoU']), pm(r['delta'], signed=True)
                 if r['delta'] else '', ' / '.join(f'{v:.2f}'
                                                   for v in r['mIoU']),
@@ -175,6 +190,7 @@ def main(argv=None):
                          checkpoint=osp.relpath(w['checkpoint'], ROOT))
             for s, w in warm_runs.items()}) if args.warm_start else None,
         machine=info, common_cfg_options=common, runs=runs,
+        pseudo_weight_window=window,
         summary=summary,
         variants={n: VARIANTS[n] for n in args.variants}), md, args.out_dir)
 

@@ -176,14 +176,8 @@ def pseudo_weight_window(config_file):
     """Iterations the logged ``pseudo_weight`` averages over: the window of
     the config's log processor (built as the Runner builds it) when its
     ``mean_pattern`` matches the key, else 1 (the current value)."""
-    from mmengine.config import Config
-    from mmengine.registry import LOG_PROCESSORS
-    lp = LOG_PROCESSORS.build(dict(
-        dict(type='LogProcessor'),
-        **Config.fromfile(config_file).get('log_processor', {})))
-    if lp.mean_pattern.search('pseudo_weight') is None:
-        return 1
-    return int(lp.window_size)
+    from mmplugins.utils.run_logs import mean_window
+    return mean_window(config_file, 'pseudo_weight')
 
 
 def warm_start(args, options):
@@ -381,10 +375,12 @@ def write_demo_results(args, argv, figures):
                   seed=args.seed,
                   workers=args.workers, machine=machine_info('cpu'),
                   command=cmd, **figures)
+    from mmplugins.utils.run_logs import pseudo_weight_label
     md = ['# make demo', ''] + md_table(
         ['source-only (warm start)', 'MIC+dual',
-         'source-only continued (control)', 'final pseudo_weight',
-         'pseudo_weight, 2nd half', 'warm start s', 'UDA s', 'total s'],
+         'source-only continued (control)',
+         'final ' + pseudo_weight_label(figures['pseudo_weight_window']),
+         'pseudo_weight, 2nd half mean', 'warm start s', 'UDA s', 'total s'],
         [[f'{figures["source_only_mIoU"]:.2f}', f'{figures["uda_mIoU"]:.2f}',
           '' if figures['source_only_continued_mIoU'] is None else
           f'{figures["source_only_continued_mIoU"]:.2f}',

@@ -59,6 +59,29 @@ def last_row(rows: List[Dict[str, Any]], key: str,
     return best
 
 
+def mean_window(config_file: str, key: str) -> int:
+    """Iterations a logged scalar ``key`` averages over in a run of
+    ``config_file``: the window of the config's log processor (built as the
+    Runner builds it) when its ``mean_pattern`` matches the key, else 1
+    (the logged value is the current iteration's)."""
+    from mmengine.config import Config
+    from mmengine.registry import LOG_PROCESSORS
+    lp = LOG_PROCESSORS.build(dict(
+        dict(type='LogProcessor'),
+        **Config.fromfile(config_file).get('log_processor', {})))
+    if lp.mean_pattern.search(key) is None:
+        return 1
+    return int(lp.window_size)
+
+
+def pseudo_weight_label(window: int) -> str:
+    """The column name of a logged ``pseudo_weight`` read at the end of a
+    run: a mean over the last ``window`` iterations, or the last
+    iteration's value."""
+    return ('pseudo_weight, last iteration' if window <= 1 else
+            f'pseudo_weight, mean of last {window} it.')
+
+
 def last_value(rows: List[Dict[str, Any]], key: str, default: Any = _MISSING,
                source: str = '') -> Any:
     """``last_row(rows, key)[key]``; ``default`` when given and nothing

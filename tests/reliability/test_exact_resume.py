@@ -170,3 +170,64 @@ def test_fresh_process_resume_every_loss_term(family, rel_data, runs,
         assert any('scale_attention' in k for k in teacher)
         for k in teacher:
             assert torch.equal(last[0][k], last[1][k]), k
+
+
+class _Draws:
+    """A dataset whose items are draws of torch, numpy and random, made
+    when the item is loaded (num_workers=0: in the main process, after
+    the hook reseeded)."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        import random
+
+        import numpy as np
+        return torch.tensor([torch.rand(()).item(), np.random.rand(),
+                             random.random()])
+
+
+def _expected(seed, rank, epoch, batch):
+    """The draws of a fresh process seeded with the batch's step_seed."""
+    import random
+
+    import numpy as np
+    from mmplugins.engine.hooks.exact_resume_hook import step_seed
+    s = step_seed(seed, rank, epoch, batch)
+    return torch.tensor([
+        torch.rand((), generator=torch.Generator().manual_seed(s)).item(),
+        np.random.RandomState(s).rand(), random.Random(s).random()])
+
+
+def test_every_batch_gets_its_own_seed():
+    """The iterator wrappers reseed before each batch with step_seed of
+    its (epoch, batch) position: batch b's draws are those of a process
+    seeded with step_seed(seed, rank, epoch, b), and no two batches (of one
+    epoch or of two epochs) share them."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from mmplugins.engine.hooks.exact_resume_hook import (ExactResumeHook,
+                                                          _ReseedingIterator,
+                                                          _ReseedingLoader)
+    loader = DataLoader(_Draws(), batch_size=1, shuffle=False)
+    it = _ReseedingIterator(iter(loader), seed=7, rank=0)
+    got = [next(it)[0] for _ in range(4)]
+    for b, g in enumerate(got):
+        assert torch.allclose(g.double(), _expected(7, 0, 0, b).double()), b
+    assert len({tuple(g.tolist()) for g in got}) == 4
+    hook = ExactResumeHook()
+    runner = SimpleNamespace(seed=7, epoch=0)
+    hook.before_run(runner)
+    epochs = []
+    for epoch in (0, 1):
+        runner.epoch = epoch
+        draws = [x[0] for x in _ReseedingLoader(loader, hook)]
+        for b, g in enumerate(draws):
+            assert torch.allclose(g.double(),
+                                  _expected(7, 0, epoch, b).double())
+        epochs.append(draws)
+    flat = {tuple(g.tolist()) for e in epochs for g in e}
+    assert len(flat) == 12

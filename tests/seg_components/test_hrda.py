@@ -251,3 +251,36 @@ def test_bad_heads_and_crops():
     m = build(hrda_cfg(hr_crop=(96, 96)))
     with pytest.raises(ValueError, match='hr_crop_size'):  # larger
         m(torch.randn(1, 3, 64, 64), None, mode='train_logits')
+
+
+def test_context_output_is_attention_weighted_as_the_reference():
+    """The reference's head returns (and, with ``lr_loss_weight > 0``,
+    supervises) the context after the attention: ``(1 - a * 1[B]) * lr``;
+    its loss is ``lr_loss_weight x CE`` of it on the full label."""
+    cfg = hrda_cfg(hr_crop=(32, 32))
+    cfg['decode_head']['lr_loss_weight'] = 0.3
+    m = build(cfg).train()
+    x = torch.randn(2, 3, 64, 64)
+    label = torch.randint(0, C, (2, 64, 64))
+    out = m(x, None, mode='train_logits')
+    y1, y2, x1, x2 = out['hr_box']
+    with torch.no_grad():
+        feats = m.extract_unscaled_feat(F.interpolate(
+            x, scale_factor=0.5, mode='bilinear', align_corners=False))
+        lr = m.decode_head.head(feats)
+        att = torch.sigmoid(m.decode_head.scale_attention(feats))
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, y1 // 8:y2 // 8, x1 // 8:x2 // 8] = 1
+    weighted = (1 - att * mask) * lr
+    assert torch.allclose(out['lr'], weighted, atol=1e-5)
+    assert not torch.allclose(out['lr'], lr, atol=1e-3)
+    losses = m.decode_head.weighted_losses(out, label)
+    ce = F.cross_entropy(F.interpolate(weighted, size=(64, 64),
+                                       mode='bilinear', align_corners=False),
+                         label)
+    assert losses['lr.loss_ce'].item() == pytest.approx(0.3 * ce.item(),
+                                                        rel=1e-5)
+    assert losses['loss_ce'].item() == pytest.approx(
+        0.6 * F.cross_entropy(F.interpolate(
+            out['fused'], size=(64, 64), mode='bilinear',
+            align_corners=False), label).item(), rel=1e-5)

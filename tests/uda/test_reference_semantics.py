@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmplugins.models.uda.utils import (blur_kernel_size, class_mix_masks,
                                         strong_transform)
@@ -214,11 +215,11 @@ class _Recorder:
                 self._hook('mic_teacher'))
         seg_loss = model._seg_loss
 
-        def spy(logits, label, weight, prefix, scale=1.0):
+        def spy(logits, label, weight, prefix, *args, **kwargs):
             self.losses.append(
                 (prefix, label.clone(),
                  None if weight is None else weight.clone()))
-            return seg_loss(logits, label, weight, prefix, scale)
+            return seg_loss(logits, label, weight, prefix, *args, **kwargs)
 
         model._seg_loss = spy
 
@@ -386,3 +387,155 @@ def test_separate_mic_teacher_follows_its_own_ema_and_threshold():
     assert torch.all(mix_w == 1)
     assert len(rec.fed('mic_teacher')) == 3
     assert NUM_CLASSES == model.num_classes
+
+
+# ------------------------------------- jitter saturation / hue, blur draws
+def _rgb_hue_chroma(x):
+    """Hue (turns) and chroma (max - min) of (N, 3) RGB rows, by hand."""
+    r, g, b = x.unbind(-1)
+    mx, _ = x.max(-1)
+    mn, _ = x.min(-1)
+    c = mx - mn
+    h = torch.where(mx == r, ((g - b) / c) % 6,
+                    torch.where(mx == g, (b - r) / c + 2, (r - g) / c + 4))
+    return h / 6, c
+
+
+def test_jitter_saturation_and_hue_have_reference_ranges():
+    """ColorJiggle(s) on one colour (0.55, 0.45, 0.40): brightness (added)
+    and contrast (x * c) keep the hue, hue rotates it by h ~ U(-s, s) turns,
+    saturation scales HSV's S (V kept) -- so the chroma max - min is
+    multiplied by c * f with c, f ~ U(1 - s, 1 + s) whatever the op order,
+    and the hue shifts by exactly h. No value reaches a clamp here."""
+    torch.manual_seed(2)
+    rgb = torch.tensor([0.55, 0.45, 0.40])
+    unit = rgb.view(1, 3, 1, 1).expand(2000, 3, 2, 2)
+    img = (unit * 255 - MEAN) / STD
+    out = _to_unit(strong_transform(img, MEAN, STD, 0.2, 1.0, blur=False,
+                                    split='batch'))
+    h_in, c_in = _rgb_hue_chroma(rgb[None])
+    h_out, c_out = _rgb_hue_chroma(out[:, :, 0, 0])
+    shift = (h_out - h_in + 0.5) % 1 - 0.5
+    assert shift.abs().max() <= 0.2 + 1e-3
+    assert shift.max() > 0.19 and shift.min() < -0.19
+    assert abs((shift.abs() > 0.1).float().mean().item() - 0.5) < 0.05
+    ratio = (c_out / c_in).numpy()
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.8, 1.2, 10**6) * rng.uniform(0.8, 1.2, 10**6)
+    for q in (5, 25, 50, 75, 95):
+        assert abs(np.percentile(ratio, q) - np.percentile(ref, q)) < 0.015, q
+
+
+def _blur_by_hand(x, sigma, ks):
+    """Separable Gaussian of size ks (exp(-d^2 / 2 sigma^2), normalised),
+    reflected borders (kornia's default, as the reference's
+    GaussianBlur2d)."""
+    d = torch.arange(ks, dtype=torch.float64) - ks // 2
+    k = torch.exp(-d * d / (2 * sigma * sigma))
+    k = (k / k.sum()).float()
+    c = x.shape[1]
+    r = ks // 2
+    x = F.pad(x, (r, r, r, r), mode='reflect')
+    x = F.conv2d(x, k.view(1, 1, 1, ks).expand(c, 1, 1, ks), groups=c)
+    return F.conv2d(x, k.view(1, 1, ks, 1).expand(c, 1, ks, 1), groups=c)
+
+
+def test_blur_probability_and_sigma_draws():
+    """Jitter off: each call blurs with probability 0.5 (U < 0.5) with
+    sigma = 0.15 + U(0, 1) and the reference's kernel size, the draws taken
+    in order from the generator; re-derived with a twin generator."""
+    g = torch.Generator().manual_seed(3)
+    twin = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    unit = torch.rand(1, 3, 40, 24)
+    img = (unit * 255 - MEAN) / STD
+    ks = (blur_kernel_size(40), blur_kernel_size(24))
+    assert ks == (3, 3)
+    blurred = 0
+    for _ in range(200):
+        out = _to_unit(strong_transform(img, MEAN, STD, 0.0, 0.0, blur=True,
+                                        generator=g))
+        on = float(torch.rand((), generator=twin)) < 0.5
+        if on:
+            sigma = 0.15 + float(torch.rand((), generator=twin))
+            exp = _blur_by_hand(unit, sigma, ks[0])
+            blurred += 1
+        else:
+            exp = unit
+        assert torch.allclose(out, exp, atol=2e-5)
+    assert 70 < blurred < 130
+
+
+# -------------------------------------------------- ClassMix, right side
+def test_class_mix_pastes_the_drawn_classes_not_their_complement():
+    """Batch pool {0, 1, 2}: each sample draws ceil(3/2) = 2 classes. Sample
+    A holds the three classes on equal thirds, so it pastes exactly 2/3 of
+    its pixels (the complement of the draw would be 1/3), with the
+    source's labels and weight 1 there; B (only class 0) pastes all or
+    nothing."""
+    from mmplugins.models.uda.class_mix import class_mix
+    gt = torch.zeros(2, 3, 6, dtype=torch.long)
+    gt[0, :, 2:4] = 1
+    gt[0, :, 4:] = 2
+    src = torch.randn(2, 3, 3, 6)
+    tgt = torch.randn(2, 3, 3, 6) + 10
+    p_lbl = torch.full((2, 3, 6), 4)
+    p_w = torch.full((2, 3, 6), 0.3)
+    g = torch.Generator().manual_seed(0)
+    b_fracs = set()
+    for _ in range(30):
+        mixed, lbl, w, masks = class_mix(src, tgt, gt, p_lbl, p_w, None,
+                                         None, generator=g)
+        from_src = (mixed - src).abs().amax(1) < 1e-6
+        assert torch.all(from_src | ((mixed - tgt).abs().amax(1) < 1e-6))
+        assert from_src[0].float().mean().item() == pytest.approx(2 / 3)
+        classes = set(gt[0][from_src[0]].tolist())
+        assert len(classes) == 2
+        for c in classes:  # whole classes
+            assert torch.all(from_src[0][gt[0] == c])
+        assert torch.equal(lbl[from_src], gt[from_src])
+        assert torch.all(lbl[~from_src] == 4)
+        assert torch.all(w[from_src] == 1) and torch.all(w[~from_src] == 0.3)
+        b_fracs.add(from_src[1].float().mean().item())
+    # B draws 0 with probability 2/3: all or nothing
+    assert b_fracs == {0.0, 1.0}
+
+
+# ------------------------------------------------ MIC strong augmentation
+def _mic_out(mode, src, tgt, stats, jitter_prob, n=1):
+    from mmplugins.models.uda.masking_consistency import MaskingConsistency
+    mic = MaskingConsistency(mode, 1.0, block_size=4, mask_ratio=0.0)
+    gt = torch.zeros(src.shape[0], *src.shape[-2:], dtype=torch.long)
+    pseudo = (gt, torch.ones(gt.shape))
+    jitter = dict(color_jitter_strength=0.2, color_jitter_prob=jitter_prob,
+                  gate='batch')
+    return [mic(src, gt, tgt, pseudo, stats[0], stats[1], jitter)[0]
+            for _ in range(n)]
+
+
+def test_mic_aug_mode_strongly_augments_the_target_with_its_statistics():
+    """'separatetrgaug' (mask ratio 0 here: nothing hidden): the target is
+    strongly augmented before masking -- the blur drawn with probability
+    0.5 even where the host has blur off and the jitter is off; with the
+    jitter on, a grey target stays grey when de-normalised with the
+    TARGET's statistics (per-domain normalisation) and moves within the
+    hand-derived range; 'separatetrg' leaves it untouched."""
+    torch.manual_seed(4)
+    t_mean = torch.tensor([60.0, 80.0, 100.0]).view(1, 3, 1, 1)
+    t_std = torch.tensor([30.0, 40.0, 50.0]).view(1, 3, 1, 1)
+    stats = ((MEAN, STD), (t_mean, t_std))
+    src = torch.randn(2, 3, 32, 32)  # blur kernel 3 (1 below 20 px)
+    tex = (torch.rand(2, 3, 32, 32) * 255 - t_mean) / t_std
+    plain = _mic_out('separatetrg', src, tex, stats, 1.0, n=3)
+    assert all(torch.equal(o, tex) for o in plain)
+    outs = _mic_out('separatetrgaug', src, tex, stats, 0.0, n=100)
+    changed = [(o - tex).abs().max().item() > 1e-3 for o in outs]
+    assert 0.3 < np.mean(changed) < 0.7  # blur alone, p = 0.5
+    grey = (torch.full((2, 3, 32, 32), 127.5) - t_mean) / t_std
+    outs = _mic_out('separatetrgaug', src, grey, stats, 1.0, n=40)
+    for o in outs:
+        u = (o * t_std + t_mean) / 255.0
+        assert torch.allclose(u, u[:, :1, :1, :1].expand_as(u), atol=1e-4)
+        assert 0.2 - 1e-4 <= u.min() and u.max() <= 0.84 + 1e-4
+    assert np.mean([(((o * t_std + t_mean) / 255.0) - 0.5).abs().max()
+                    > 1e-3 for o in outs]) > 0.9

@@ -24,16 +24,51 @@ def test_ema_alpha_ramp():
         ema_alpha(-1)
 
 
-def test_ema_update_averages_params_copies_buffers():
+def test_ema_update_averages_params_buffers_only_on_request():
     t = torch.nn.BatchNorm1d(2)
     s = torch.nn.BatchNorm1d(2)
     with torch.no_grad():
         t.weight.fill_(1.0)
         s.weight.fill_(3.0)
+        t.running_mean.fill_(-2.0)
         s.running_mean.fill_(7.0)
+    # reference (DACS _update_ema): parameters only
     ema_update(t, s, alpha=0.75)
     assert torch.allclose(t.weight, torch.full((2, ), 0.75 * 1 + 0.25 * 3))
+    assert torch.equal(t.running_mean, torch.full((2, ), -2.0))
+    ema_update(t, s, alpha=0.75, copy_buffers=True)
+    assert torch.allclose(t.weight,
+                          torch.full((2, ), 0.75 * 1.5 + 0.25 * 3))
     assert torch.equal(t.running_mean, torch.full((2, ), 7.0))
+
+
+def test_pseudo_weight_without_threshold_is_one_per_pixel():
+    """The reference's MIC teacher with mask_pseudo_threshold=None: weight 1
+    everywhere, then the margins / valid mask."""
+    logits = torch.randn(2, 3, 6, 5) * 0.01  # nowhere confident
+    label, w, s = pseudo_label_and_weight(logits, None, ignore_top=1,
+                                          ignore_bottom=2)
+    assert s.item() == 1.0
+    assert torch.equal(label, logits.argmax(1))
+    expected = torch.ones(2, 6, 5)
+    expected[:, :1] = 0
+    expected[:, -2:] = 0
+    assert torch.equal(w, expected)
+    valid = torch.rand(2, 6, 5) > 0.5
+    _, w, _ = pseudo_label_and_weight(logits, None, valid_mask=valid)
+    assert torch.equal(w, valid.float())
+
+
+def test_pseudo_weight_is_one_scalar_for_the_whole_batch():
+    """Batch of 2 with different confident shares (3/4 and 1/4): the
+    reference's weight is the batch's share, 4/8, on every pixel of both
+    images -- not each image's own share."""
+    p = torch.tensor([[[0.99, 0.99], [0.99, 0.5]],
+                      [[0.99, 0.6], [0.7, 0.5]]])
+    logits = torch.stack([torch.log(p), torch.log(1 - p)], 1)
+    _, w, s = pseudo_label_and_weight(logits, 0.968)
+    assert s.item() == pytest.approx(0.5)
+    assert torch.allclose(w, torch.full((2, 2, 2), 0.5))
 
 
 def test_pseudo_weight_is_one_scalar_fraction_of_confident_pixels():

@@ -18,7 +18,8 @@ whole image (overlapping detail crops averaged, see
 :class:`~mmplugins.models.segmentors.HRDAEncoderDecoder`). Losses: the
 fused prediction with weight ``1 - hr_loss_weight - lr_loss_weight`` +
 ``hr_loss_weight`` x the detail prediction on the cropped label (+
-``lr_loss_weight`` x the context prediction).
+``lr_loss_weight`` x the attention-weighted context ``(1 - a) * lr``, the
+output the reference's head returns and supervises).
 
 The pure function :func:`hrda_fuse` is the fusion; :class:`HRDAHead` holds
 the two heads and the loss weights.
@@ -55,7 +56,9 @@ def crop(x: Tensor, box: Box) -> Tensor:
 def hrda_fuse(lr_seg: Tensor, hr_seg: Tensor, att: Union[Tensor, float],
               lr_scale: float, hr_scale: float = 1.0,
               hr_box: Optional[Box] = None, output_stride: int = 4,
-              align_corners: bool = False) -> Tensor:
+              align_corners: bool = False,
+              return_weighted_lr: bool = False
+              ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Fuse the context (``lr_seg``) and detail (``hr_seg``) predictions.
 
     Args:
@@ -65,8 +68,13 @@ def hrda_fuse(lr_seg: Tensor, hr_seg: Tensor, att: Union[Tensor, float],
         att: (N, C or 1, h, w) attention in [0, 1], or a fixed number.
         hr_box: The detail crop in ``hr_scale`` input pixels, or None.
         output_stride: Of the head (4 for DAFormer on MiT).
+        return_weighted_lr: Also return the attention-weighted context
+            ``(1 - a) * lr_seg`` (``a`` zeroed outside the crop), what the
+            reference's head returns as its context output and supervises
+            with ``lr_loss_weight``.
     Returns:
-        Tensor: (N, C, h * r, w * r) fused logits, ``r = hr/lr``.
+        Tensor: (N, C, h * r, w * r) fused logits, ``r = hr/lr``; with
+        ``return_weighted_lr`` the pair (fused, weighted context).
     """
     if hr_box is not None:
         mask = lr_seg.new_zeros((lr_seg.shape[0], 1, *lr_seg.shape[2:]))
@@ -86,7 +94,8 @@ def hrda_fuse(lr_seg: Tensor, hr_seg: Tensor, att: Union[Tensor, float],
         inserted[:, :, y1:y2, x1:x2] = hr_seg
     else:
         inserted = hr_seg
-    return att * inserted + up_lr
+    fused = att * inserted + up_lr
+    return (fused, lr_seg) if return_weighted_lr else fused
 
 
 @register_module('models', toolboxes=('mmseg', ))
@@ -96,8 +105,9 @@ class HRDAHead(BaseDecodeHead):
     Args:
         single_scale_head (str): Type of the per-scale head; only
             ``'DAFormerHead'`` (the reference's HRDA-on-DAFormer).
-        lr_loss_weight (float): Weight of the context prediction's loss.
-            Defaults to 0.
+        lr_loss_weight (float): Weight of the loss of the context output,
+            the attention-weighted ``(1 - a) * lr`` (as the reference
+            supervises it), on the full label. Defaults to 0.
         hr_loss_weight (float): Weight of the detail prediction's loss (on
             the cropped label). Reference: 0.1. Defaults to 0.
         scales (Sequence[float]): ``[lr_scale, hr_scale]``; set by
@@ -212,16 +222,19 @@ class HRDAHead(BaseDecodeHead):
     def forward(self, inputs: list, hr_box: Optional[Box] = None
                 ) -> Tuple[Tensor, Tensor, Tensor]:
         """``inputs = [context features, detail features]`` ->
-        ``(fused, lr_seg, hr_seg)``."""
+        ``(fused, lr_seg, hr_seg)``; ``lr_seg`` is the attention-weighted
+        context ``(1 - a) * lr`` (``a`` zeroed outside the detail crop),
+        as the reference's head returns and supervises it."""
         if len(inputs) != 2:
             raise ValueError('HRDAHead takes [context features, detail '
                              f'features], got {len(inputs)} entries')
         lr_feats, hr_inp = inputs
         lr_seg = self.head(lr_feats)
         hr_seg = self.decode_hr(hr_inp, lr_feats[0].shape[0])
-        fused = hrda_fuse(lr_seg, hr_seg, self.attention(lr_feats),
-                          self.scales[0], self.scales[1], hr_box,
-                          self.output_stride, self.align_corners)
+        fused, lr_seg = hrda_fuse(lr_seg, hr_seg, self.attention(lr_feats),
+                                  self.scales[0], self.scales[1], hr_box,
+                                  self.output_stride, self.align_corners,
+                                  return_weighted_lr=True)
         return fused, lr_seg, hr_seg
 
     # ------------------------------------------------------------- losses

@@ -20,7 +20,8 @@ on 1024x1024 training crops:
   (:class:`~mmplugins.models.segmentors.BatchedSlideEncoderDecoder`).
 
 ``forward(mode='train_logits')`` is the training forward the UDA step uses:
-it returns ``dict(fused, lr, hr, hr_box)``; ``mode='tensor'`` returns the
+it returns ``dict(fused, lr, hr, hr_box)`` (``lr``: the attention-weighted
+context, as the reference supervises it); ``mode='tensor'`` returns the
 fused inference logits at the input resolution (what an EMA teacher's
 pseudo-labels are made from).
 """

@@ -11,7 +11,8 @@ on whatever device the batch is on:
   (:func:`affine_nearest_coords`), ``cv2.remap`` with float32 maps rounds
   half to even (:func:`round_half_even`). Out-of-image pixels get the fill
   label (255 = ignored). Tested bit-exact against albumentations 2.0.8 on
-  OpenCV 5.1 (the pinned stack).
+  OpenCV 5.1.0.95, the versions pinned in ``requirements/runtime.txt``
+  (OpenCV 4.x rounds differently, see :func:`affine_nearest_coords`).
 * **images** (bilinear): ``torch.nn.functional.grid_sample`` at the exact
   coordinates. OpenCV quantises the sub-pixel position to 1/32 pixel and
   rounds to uint8, so the two differ by <= 0.5 + ~1/32 of the local
@@ -52,8 +53,9 @@ def affine_nearest_coords(inverse: torch.Tensor, h: int, w: int
                           ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Integer source pixel of every output pixel, as ``cv2.warpAffine``
     with ``INTER_NEAREST`` picks it: the exact float64 source coordinate,
-    rounded (OpenCV 5.x, the pinned version; OpenCV 4.x rounded a 10-bit
-    fixed-point map instead, which differs on a few pixels per image).
+    rounded (OpenCV 5.x; 5.1.0.95 is pinned in ``requirements/runtime.txt``;
+    OpenCV 4.x rounded a 10-bit fixed-point map instead, which differs on a
+    few pixels per image).
 
     Args:
         inverse (Tensor): ``(N, 2, 3)`` inverse maps (:func:`invert_affine`).

@@ -124,13 +124,15 @@ def resolve_mask_generator(gen: Optional[dict], block_size: Optional[int],
             0.7 if ratio is None else ratio)
 
 
-def _same_or_number(name: str, value, lo: float, hi: float):
-    if value == 'same':
+def _same_or_number(name: str, value, lo: float, hi: float,
+                    allow_none: bool = False):
+    if value == 'same' or (allow_none and value is None):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not lo <= value <= hi:
-        raise ValueError(f"{name} must be 'same' or a number in [{lo}, {hi}]"
-                         f', got {value!r}')
+        none = ', None' if allow_none else ''
+        raise ValueError(f"{name} must be 'same'{none} or a number in "
+                         f'[{lo}, {hi}], got {value!r}')
     return float(value)
 
 
@@ -149,12 +151,26 @@ class MaskingConsistency(nn.Module):
         block_size (int): Mask block size in pixels.
         mask_ratio (float): Probability a block is masked.
         mask_alpha ('same' | float): EMA decay cap of MIC's teacher.
-        mask_pseudo_threshold ('same' | float): Its confidence threshold.
-            With both ``'same'`` MIC reuses the host's pseudo-labels;
-            otherwise it keeps a *separate* EMA teacher (built from
-            ``student``) with these values (the reference's ACDC /
-            DarkZurich configs).
+        mask_pseudo_threshold ('same' | float | None): Its confidence
+            threshold; ``None``: no confidence weighting, every pixel of
+            the MIC teacher's pseudo-label has weight 1 (still 0 outside
+            the valid-pseudo-label mask and the ignored top/bottom rows),
+            the reference's MIC ablation "w/o pseudo label confidence
+            weight". With both ``'same'`` MIC reuses the host's
+            pseudo-labels; otherwise it keeps a *separate* EMA teacher
+            (built from ``student``) with these values (the reference's
+            ACDC / DarkZurich configs, the MIC ablations).
         student (nn.Module, optional): Needed for a separate teacher.
+        source_only (bool): The host trains source-only
+            (``UDASegmentor(source_only=True)``): whatever ``mask_mode``
+            says, the source batch is masked and trained on its ground
+            truth (weight None); the ``...aug`` modes still augment it.
+            No separate teacher is built (the reference builds one for
+            ``mask_alpha`` / ``mask_pseudo_threshold`` not ``'same'`` but
+            never reads it). Defaults to False.
+        copy_buffers (bool): The separate teacher's EMA step also copies
+            the student's buffers (see
+            :func:`~mmplugins.models.uda.utils.ema_update`). False.
     """
 
     def __init__(self,
@@ -163,8 +179,10 @@ class MaskingConsistency(nn.Module):
                  block_size: int = 32,
                  mask_ratio: float = 0.7,
                  mask_alpha: Union[str, float] = 'same',
-                 mask_pseudo_threshold: Union[str, float] = 'same',
-                 student: Optional[nn.Module] = None):
+                 mask_pseudo_threshold: Union[str, float, None] = 'same',
+                 student: Optional[nn.Module] = None,
+                 source_only: bool = False,
+                 copy_buffers: bool = False):
         super().__init__()
         check_choice('mask_mode', mask_mode, MASK_MODES + (None, ))
         if mask_mode is None:
@@ -177,7 +195,10 @@ class MaskingConsistency(nn.Module):
         self.mask_ratio = mask_ratio
         self.mask_alpha = _same_or_number('mask_alpha', mask_alpha, 0, 1)
         self.mask_pseudo_threshold = _same_or_number(
-            'mask_pseudo_threshold', mask_pseudo_threshold, 0, 1)
+            'mask_pseudo_threshold', mask_pseudo_threshold, 0, 1,
+            allow_none=True)
+        self.source_only = bool(source_only)
+        self.copy_buffers = bool(copy_buffers)
         self.teacher = None
         if self.separate_teacher:
             if student is None:
@@ -190,12 +211,13 @@ class MaskingConsistency(nn.Module):
 
     @property
     def separate_teacher(self) -> bool:
-        return (self.mask_alpha != 'same'
-                or self.mask_pseudo_threshold != 'same')
+        return not self.source_only and (
+            self.mask_alpha != 'same'
+            or self.mask_pseudo_threshold != 'same')
 
     @property
     def uses_target(self) -> bool:
-        return 'src' not in self.mask_mode
+        return not self.source_only and 'src' not in self.mask_mode
 
     def extra_repr(self) -> str:
         return (f'mask_mode={self.mask_mode!r}, lambda={self.mask_lambda}, '
@@ -203,8 +225,10 @@ class MaskingConsistency(nn.Module):
                 f'alpha={self.mask_alpha!r}, '
                 f'threshold={self.mask_pseudo_threshold!r}')
 
-    def resolve(self, alpha: float, threshold: float) -> Tuple[float, float]:
-        """The (alpha, threshold) MIC's teacher uses given the host's."""
+    def resolve(self, alpha: float, threshold: float
+                ) -> Tuple[float, Optional[float]]:
+        """The (alpha, threshold) MIC's teacher uses given the host's
+        (threshold None: every pixel weight 1)."""
         a = alpha if self.mask_alpha == 'same' else self.mask_alpha
         t = (threshold if self.mask_pseudo_threshold == 'same' else
              self.mask_pseudo_threshold)
@@ -216,10 +240,11 @@ class MaskingConsistency(nn.Module):
         if self.teacher is None:
             return
         if it == 0:
-            copy_weights(self.teacher, student)
+            copy_weights(self.teacher, student, buffers=self.copy_buffers)
         else:
             ema_update(self.teacher, student,
-                       ema_alpha(it, self.resolve(alpha, 0)[0]))
+                       ema_alpha(it, self.resolve(alpha, 0)[0]),
+                       copy_buffers=self.copy_buffers)
 
     def masked_batch(self, src_img: Tensor, src_gt: Tensor,
                      tgt_img: Optional[Tensor],
@@ -231,7 +256,7 @@ class MaskingConsistency(nn.Module):
         row's normalisation statistics for the strong augmentation).
         """
         mode = self.mask_mode
-        if 'src' in mode:
+        if self.source_only or 'src' in mode:
             return src_img, src_gt, None, src_img.new_zeros(len(src_img))
         p_label, p_weight = pseudo
         if 'trg' in mode:

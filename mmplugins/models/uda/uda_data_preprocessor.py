@@ -103,7 +103,9 @@ class UDADataPreProcessor(SegDataPreProcessor):
             self.mean, self.std = mean, std
 
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
-        if 'target_inputs' not in data:
+        if not training and 'target_inputs' not in data:
+            # val / test batch. A training batch without a target (source-
+            # only UDA) keeps its groups: source statistics, distortion view
             with self._use_domain(self.test_domain):
                 return super().forward(data, training)
         if training and self.device_aug:

@@ -39,7 +39,8 @@ from .class_mix import class_mix
 from .feature_distance import masked_feat_dist, thing_mask
 from .masking_consistency import (MASK_MODES, MaskingConsistency,
                                   resolve_mask_generator)
-from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, check_choice,
+from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, TEACHER_BUFFERS,
+                    check_choice,
                     colorize, copy_weights, denormalize, ema_alpha,
                     ema_update, palette_for, pseudo_label_and_weight,
                     resolve_jitter_prob)
@@ -82,7 +83,30 @@ class UDASegmentor(BaseSegmentor):
             UDA preprocessor unless ``data_preprocessor`` is given.
         data_preprocessor (dict, optional): Defaults to the student's,
             turned into :class:`UDADataPreProcessor`.
+        source_only (bool): The reference's ``source_only`` (MIC's
+            "MIC for supervised training", experiment 85): no EMA teacher,
+            no pseudo-labels and no ClassMix (whatever ``mix`` says; the
+            reference keeps ``mix='class'`` in these configs); the
+            source loss, the ImageNet feature distance and the
+            dual-branch term as usual, and with MIC on (``mask_lambda >
+            0``) the masked term runs on the *source* images against
+            their ground truth (weight None), strongly augmented first in
+            the ``...aug`` modes -- whatever ``mask_mode`` says. No target
+            batch is needed. ``eval_model='teacher'`` is an error (there is
+            no teacher). Defaults to False.
         alpha (float): Teacher EMA decay cap. Defaults to 0.999.
+        teacher_buffers (str): What the EMA step does with the buffers (BN
+            running statistics) of the teacher(s). ``'own'`` (default,
+            the reference): parameters only are averaged (and copied at
+            iteration 0); the teacher's buffers evolve through its own
+            forward passes -- it pseudo-labels the target in train mode
+            with dropout and drop-path off, so its BN layers normalise with
+            the target batch's statistics and update their running
+            statistics from it. ``'student'``: the student's buffers are
+            copied into the teacher at every EMA step (running statistics
+            of the source + mixed batches the student trained on). Only
+            the running statistics differ, so only ``eval_model='teacher'``
+            (which evaluates in eval mode) sees the difference.
         pseudo_threshold (float): Confidence for the pseudo-label weight.
             Defaults to 0.968.
         pseudo_weight_ignore_top (int): Rows at the top of the target with
@@ -128,6 +152,9 @@ class UDASegmentor(BaseSegmentor):
         mask_alpha ('same' | float): EMA decay of a separate MIC teacher.
         mask_pseudo_threshold ('same' | float): Its confidence threshold.
             Both ``'same'`` (default): MIC uses the main teacher's labels.
+            ``mask_pseudo_threshold=None``: a separate MIC teacher whose
+            pseudo-label weight is 1 on every pixel (0 outside the valid
+            mask / ignored rows), as the reference.
         mask_block_size (int, optional): MIC block size (32 at 512² crops,
             64 at 1024²). Defaults to 32.
         mask_ratio (float, optional): Fraction of masked blocks. 0.7.
@@ -149,7 +176,9 @@ class UDASegmentor(BaseSegmentor):
     def __init__(self,
                  segmentor: dict,
                  data_preprocessor: Optional[dict] = None,
+                 source_only: bool = False,
                  alpha: float = 0.999,
+                 teacher_buffers: str = 'own',
                  pseudo_threshold: float = 0.968,
                  pseudo_weight_ignore_top: int = 0,
                  pseudo_weight_ignore_bottom: int = 0,
@@ -193,15 +222,28 @@ class UDASegmentor(BaseSegmentor):
         self._check_args(alpha, pseudo_threshold, mix, eval_model,
                          mask_lambda, dual_branch_lambda,
                          imnet_feature_dist_lambda, vis_interval)
+        if not isinstance(source_only, bool):
+            raise ValueError(f'source_only must be a bool, got '
+                             f'{source_only!r}')
+        if source_only and eval_model == 'teacher':
+            raise ValueError(
+                "UDASegmentor: eval_model='teacher' but source_only=True "
+                'builds no teacher: use eval_model=\'student\'')
+        check_choice('teacher_buffers', teacher_buffers, TEACHER_BUFFERS)
+        self.source_only = source_only
+        self.teacher_buffers = teacher_buffers
         self.student = MODELS.build(segmentor)
         if getattr(self.student, 'with_auxiliary_head', False):
             raise ValueError(
                 'UDASegmentor: the student segmentor has an auxiliary_head; '
                 'the UDA terms use the decode head only. Remove '
                 '`auxiliary_head` from `segmentor` (DAFormer has none).')
-        self.teacher = copy.deepcopy(self.student)
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        if source_only:  # the reference builds no EMA model then
+            self.teacher = None
+        else:
+            self.teacher = copy.deepcopy(self.student)
+            for p in self.teacher.parameters():
+                p.requires_grad_(False)
         self.num_classes = self.student.decode_head.num_classes
         self.ignore_index = self.student.decode_head.ignore_index
         self.align_corners = self.student.decode_head.align_corners
@@ -219,7 +261,9 @@ class UDASegmentor(BaseSegmentor):
                 f'{list(crop_pseudo_margins)}; the margins are then in pixels '
                 'of the full target image. For rows at the top/bottom of '
                 'every crop use pseudo_weight_ignore_top/bottom.')
-        self.mix = mix
+        # source-only: the reference skips the mix (its configs keep
+        # mix='class', which it asserts)
+        self.mix = None if source_only else mix
         check_choice('class_mix_pool', class_mix_pool, CLASS_MIX_POOLS)
         check_choice('strong_aug_gate', strong_aug_gate, STRONG_AUG_GATES)
         self.class_mix_pool = class_mix_pool
@@ -254,7 +298,8 @@ class UDASegmentor(BaseSegmentor):
             self.mic = MaskingConsistency(
                 mask_mode, mask_lambda, self.mask_block_size,
                 self.mask_ratio, mask_alpha, mask_pseudo_threshold,
-                student=self.student)
+                student=self.student, source_only=source_only,
+                copy_buffers=self._copy_buffers)
         else:  # validated even while MIC is off
             check_choice('mask_mode', mask_mode, MASK_MODES + (None, ))
         self.dual_branch_lambda = dual_branch_lambda
@@ -300,6 +345,10 @@ class UDASegmentor(BaseSegmentor):
                 raise ValueError(f'{name} must be >= 0, got {v}')
 
     @property
+    def _copy_buffers(self) -> bool:
+        return self.teacher_buffers == 'student'
+
+    @property
     def uses_target(self) -> bool:
         return self.mix is not None or (self.mic is not None
                                         and self.mic.uses_target)
@@ -321,9 +370,10 @@ class UDASegmentor(BaseSegmentor):
         # the teacher is never trained: dropout and drop-path stay off so
         # pseudo-labels are deterministic. BN layers (e.g. in the DAFormer
         # head) stay in train mode and normalise with the target batch's
-        # statistics, as in the reference; their running stats are re-copied
-        # from the student every iteration.
-        teachers = [self.teacher]
+        # statistics and update their running statistics from it, as in
+        # the reference (teacher_buffers='own'; 'student' re-copies the
+        # student's at every EMA step).
+        teachers = [self.teacher] if self.teacher is not None else []
         if getattr(self, 'mic', None) is not None \
                 and self.mic.teacher is not None:
             teachers.append(self.mic.teacher)
@@ -340,7 +390,8 @@ class UDASegmentor(BaseSegmentor):
 
     def init_weights(self):
         super().init_weights()
-        copy_weights(self.teacher, self.student_module)
+        if self.teacher is not None:
+            copy_weights(self.teacher, self.student_module)
         if self.mic is not None and self.mic.teacher is not None:
             copy_weights(self.mic.teacher, self.student_module)
         if self.imnet_model is not None:
@@ -351,14 +402,18 @@ class UDASegmentor(BaseSegmentor):
                              self.student_module.neck)
 
     def _seg_loss(self, logits, label: Tensor, weight: Optional[Tensor],
-                  prefix: str, scale: float = 1.0) -> Dict[str, Tensor]:
+                  prefix: str, scale: float = 1.0,
+                  scale_detail: bool = True) -> Dict[str, Tensor]:
         """Decode-head losses with a per-pixel weight (mmseg 1.x dropped
         ``seg_weight`` from ``loss_by_feat``; we call its loss modules).
 
         ``logits`` is a tensor, or an HRDA student's training output
         (``dict(fused, lr, hr, hr_box)``), whose head says which outputs
         are supervised with which factor (fused, detail on the cropped
-        label, ...); those terms are logged as ``{prefix}.hr.loss_ce``."""
+        label, ...); those terms are logged as ``{prefix}.hr.loss_ce``.
+        ``scale`` multiplies the fused term, and the detail / context
+        terms too unless ``scale_detail=False`` (MIC's ``mask_lambda``:
+        the reference scales ``decode.loss_seg`` only)."""
         head = self.student_module.decode_head
         terms = (head.loss_terms(logits, label, weight) if isinstance(
             logits, dict) else [('', 1.0, logits, label, weight)])
@@ -370,11 +425,12 @@ class UDASegmentor(BaseSegmentor):
             lgt = resize(lgt, size=lbl.shape[-2:], mode='bilinear',
                          align_corners=self.align_corners)
             key = f'{prefix}.{name}.' if name else f'{prefix}.'
+            s = scale if (scale_detail or not name) else 1.0
             for loss_decode in losses_decode:
                 v = loss_decode(lgt, lbl, weight=w,
                                 ignore_index=self.ignore_index)
-                out[key + loss_decode.loss_name] = v * (scale * factor)
-                total = total + v * (scale * factor)
+                out[key + loss_decode.loss_name] = v * (s * factor)
+                total = total + v * (s * factor)
             if not name:  # accuracy of the (fused) prediction
                 with torch.no_grad():
                     valid = lbl != self.ignore_index
@@ -427,7 +483,8 @@ class UDASegmentor(BaseSegmentor):
             raise KeyError(
                 'UDASegmentor: the batch has no `target_inputs`, but DACS mix '
                 'or MIC is on. Train with `UDADataset(source=..., target=...)`'
-                ', or set mix=None and mask_lambda=0 for source-only.')
+                ', or set source_only=True (or mix=None and mask_lambda=0) '
+                'for source-only.')
         if self.dual_branch_lambda > 0 and 'dist_inputs' not in data:
             raise KeyError(
                 'UDASegmentor: dual_branch_lambda > 0 but the batch has no '
@@ -438,7 +495,9 @@ class UDASegmentor(BaseSegmentor):
         # it > 0 the EMA step was taken at the end of iteration it - 1,
         # after its optimizer step (see _update_teachers)
         if it == 0:
-            copy_weights(self.teacher, self.student_module)
+            if self.teacher is not None:  # the reference's params only
+                copy_weights(self.teacher, self.student_module,
+                             buffers=self._copy_buffers)
             if self.mic is not None:
                 self.mic.update_teacher(self.student_module, 0, self.alpha)
         elif getattr(self, '_teacher_behind', False):
@@ -548,8 +607,10 @@ class UDASegmentor(BaseSegmentor):
         optimizer step (between steps the student does not change: one EMA
         step per update, α from the UDA iteration counter).
         """
-        ema_update(self.teacher, self.student_module,
-                   ema_alpha(it, self.alpha))
+        if self.teacher is not None:
+            ema_update(self.teacher, self.student_module,
+                       ema_alpha(it, self.alpha),
+                       copy_buffers=self._copy_buffers)
         if self.mic is not None:
             self.mic.update_teacher(self.student_module, it, self.alpha)
 
@@ -652,8 +713,10 @@ class UDASegmentor(BaseSegmentor):
                 vis['masked'] = (masked[:1].detach(),
                                  src_stats if 'src' in self.mic.mask_mode
                                  else tgt_stats)
+            # the reference scales the fused term only
+            # (masked_loss['decode.loss_seg'] *= mask_lambda)
             return self._seg_loss(logits, lbl, weight, 'masked',
-                                  self.mask_lambda)
+                                  self.mask_lambda, scale_detail=False)
         raise KeyError(term)
 
     # ------------------------------------------------------- visualisation

@@ -14,6 +14,11 @@ from torch import Tensor
 
 
 # --------------------------------------------------------------------- EMA
+#: ``UDASegmentor(teacher_buffers=...)``: the teacher's buffers are its own
+#: (reference) or copied from the student at every EMA step
+TEACHER_BUFFERS = ('own', 'student')
+
+
 def ema_alpha(iteration: int, alpha: float = 0.999) -> float:
     """Teacher decay at ``iteration``: ``min(1 - 1 / (t + 1), alpha)``.
 
@@ -30,13 +35,16 @@ def ema_alpha(iteration: int, alpha: float = 0.999) -> float:
 
 @torch.no_grad()
 def ema_update(teacher: torch.nn.Module, student: torch.nn.Module,
-               alpha: float) -> None:
-    """``θ_t ← α θ_t + (1 − α) θ_s`` for parameters; buffers are copied.
+               alpha: float, copy_buffers: bool = False) -> None:
+    """``θ_t ← α θ_t + (1 − α) θ_s`` for the parameters.
 
-    Buffers (BN running stats, counters) are copied rather than averaged,
-    as the issue asks; the reference only averages parameters and leaves
-    teacher buffers at their initial copy, which makes teacher BN stats
-    stale.
+    Args:
+        copy_buffers (bool): Also copy the student's buffers (BN running
+            statistics, counters) into the teacher. Defaults to False, the
+            reference (DACS ``_update_ema``: parameters only): the
+            teacher's buffers then evolve through its own forward passes
+            (pseudo-labelling the target in train mode, its BN layers
+            updating their running statistics from the target batches).
     """
     t_params = [t.data for t in teacher.parameters()]
     s_params = [s.data for s in student.parameters()]
@@ -48,23 +56,27 @@ def ema_update(teacher: torch.nn.Module, student: torch.nn.Module,
     # (982 parameters for MiT-B5 + DAFormer head)
     torch._foreach_mul_(t_params, alpha)
     torch._foreach_add_(t_params, s_params, alpha=1 - alpha)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.data.copy_(s.data)
+    if copy_buffers:
+        for t, s in zip(teacher.buffers(), student.buffers()):
+            t.data.copy_(s.data)
 
 
 @torch.no_grad()
-def copy_weights(dst: torch.nn.Module, src: torch.nn.Module) -> None:
-    """Exact copy of parameters and buffers (teacher init at t=0)."""
+def copy_weights(dst: torch.nn.Module, src: torch.nn.Module,
+                 buffers: bool = True) -> None:
+    """Exact copy of the parameters (and of the buffers unless
+    ``buffers=False``, the reference's ``_init_ema_weights``)."""
     for d, s in zip(dst.parameters(), src.parameters()):
         d.data.copy_(s.data)
-    for d, s in zip(dst.buffers(), src.buffers()):
-        d.data.copy_(s.data)
+    if buffers:
+        for d, s in zip(dst.buffers(), src.buffers()):
+            d.data.copy_(s.data)
 
 
 # ----------------------------------------------------------- pseudo-labels
 def pseudo_label_and_weight(
         logits: Tensor,
-        threshold: float = 0.968,
+        threshold: Optional[float] = 0.968,
         ignore_top: int = 0,
         ignore_bottom: int = 0,
         valid_mask: Optional[Tensor] = None
@@ -80,6 +92,10 @@ def pseudo_label_and_weight(
 
     Args:
         logits (Tensor): (N, C, H, W) teacher logits.
+        threshold (float, optional): Confidence threshold. ``None``: every
+            pixel has weight 1 (scalar 1) before the margins and the valid
+            mask -- the reference's MIC teacher with
+            ``mask_pseudo_threshold=None`` (``EMATeacher``).
         valid_mask (Tensor, optional): (N, H, W) (or (N, 1, H, W)) mask of
             trusted pixels (HRDA's dataset-level ``crop_pseudo_margins``);
             the weight is multiplied by it. Like the reference, it cannot be
@@ -89,12 +105,16 @@ def pseudo_label_and_weight(
     """
     if logits.dim() != 4:
         raise ValueError(f'logits must be (N, C, H, W), got {logits.shape}')
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f'threshold must be in [0, 1], got {threshold}')
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f'threshold must be in [0, 1] or None, got '
+                         f'{threshold}')
     prob = torch.softmax(logits.detach().float(), dim=1)
     max_prob, label = prob.max(dim=1)
-    confident = (max_prob >= threshold).float()
-    scalar = confident.sum() / confident.numel()
+    if threshold is None:
+        scalar = max_prob.new_ones(())
+    else:
+        confident = (max_prob >= threshold).float()
+        scalar = confident.sum() / confident.numel()
     weight = scalar * torch.ones_like(max_prob)
     if valid_mask is not None and (ignore_top > 0 or ignore_bottom > 0):
         raise ValueError(

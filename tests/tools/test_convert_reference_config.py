@@ -458,6 +458,25 @@ def test_source_only_keeps_mic_on_source_images(tmp_path):
     assert m.source_only is True
     assert m.mask_mode == 'separatetrgaug' and m.mask_lambda == 1
     assert m.mix == 'class'  # the reference keeps the key; source_only wins
+    model = build_model(Config.fromfile(str(out)))
+    assert model.source_only and model.teacher is None
+    assert model.mask_lambda == 1
+
+
+def test_separate_mic_teacher_without_threshold_builds(tmp_path):
+    """MIC exp 83: mask_pseudo_threshold=None (a separate MIC teacher,
+    pixel weight 1) is copied and builds (it used to fail at build)."""
+    ref_dir = tmp_path / 'ref'
+    ref_dir.mkdir()
+    write_family(ref_dir, 'mic')
+    (ref_dir / 'pn.py').write_text(
+        "_base_ = ['mic.py']\nuda = dict(mask_pseudo_threshold=None)\n")
+    out = tmp_path / 'pn_out.py'
+    crc.convert_file(str(ref_dir / 'pn.py'), str(out))
+    cfg = preflight(out)
+    assert cfg.model.mask_pseudo_threshold is None
+    model = build_model(cfg)
+    assert model.mic is not None and model.mic.mask_pseudo_threshold is None
 
 
 def test_crop_pseudo_margins_move_to_the_target_dataset(tmp_path):

@@ -73,9 +73,13 @@ class ACDCDataset(CityscapesDataset):
                 continue
             raw = [c for c in ACDC_CONDITIONS
                    if osp.isdir(osp.join(root, 'rgb_anon', c))]
+            absent = [osp.join(root, 'rgb_anon', c) for c in ACDC_CONDITIONS
+                      if c not in raw]
             hint = (f'{root} has ACDC\'s per-condition layout (rgb_anon/'
                     f'{raw[0]}/...): run `python tools/dataset_converters/'
-                    f'acdc.py {root}` to flatten it' if raw else
+                    f'acdc.py {root}` to flatten it' + (
+                        f' (condition folders missing: {", ".join(absent)})'
+                        if absent else '') if raw else
                     f'expected the flattened layout {root}/rgb_anon/SPLIT/'
                     f'*{ACDC_IMG_SUFFIX} and {root}/gt/SPLIT/'
                     f'*{ACDC_SEG_SUFFIX} (tools/dataset_converters/acdc.py)')

@@ -246,7 +246,8 @@ def _check_cfg(path, synthia, acdc):
         'train_dataloader = dict(batch_size=1, dataset=dict('
         f"type='UDADataset', source=dict(type='SynthiaDataset', **{src!r}),"
         f" target={_acdc_cfg(acdc, 'train', labels=False)!r}))\n"
-        f"val_dataloader = dict(batch_size=1, dataset={_acdc_cfg(acdc, 'val')!r})\n")
+        'val_dataloader = dict(batch_size=1, '
+        f"dataset={_acdc_cfg(acdc, 'val')!r})\n")
     with open(path, 'w') as f:
         f.write(text)
     return path

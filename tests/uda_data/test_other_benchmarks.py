@@ -279,3 +279,45 @@ def test_check_data_other_benchmarks(tmp_path, synthia_root, capsys):
     out = capsys.readouterr().out
     assert (f"SynthiaDataset: {osp.join(synthia_root, 'RGB')} is not a "
             'folder; expected the SYNTHIA-RAND-CITYSCAPES layout') in out
+
+
+# ------------------------------------------------- configs/_base_/uda bases
+@pytest.mark.parametrize('bench', ['uda_synthia_to_cityscapes',
+                                   'uda_cityscapes_to_acdc',
+                                   'uda_cityscapes_to_dark_zurich'])
+def test_uda_base_configs_read_demo_trees(tmp_path, bench):
+    from mmengine.config import Config
+    from test_real_data_configs import make_cityscapes
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'uda',
+                                   f'{bench}.py'))
+    ds_cfg = cfg.train_dataloader.dataset
+    cs = str(tmp_path / 'cityscapes')
+    make_cityscapes(cs, h=64, w=128)
+    if bench == 'uda_synthia_to_cityscapes':
+        other = str(tmp_path / 'synthia')
+        make_synthia_demo(other, num=2)
+        _tool('synthia').main([other, '--nproc', '1', '--no-stats'])
+        ds_cfg.source.data_root, ds_cfg.target.data_root = other, cs
+        cfg.val_dataloader.dataset.data_root = cs
+        assert cfg.val_evaluator == dict(
+            type='SubsetIoUMetric', iou_metrics=['mIoU'], subsets='synthia')
+    else:
+        other = str(tmp_path / 'target')
+        if bench == 'uda_cityscapes_to_acdc':
+            make_acdc_demo(other)
+            _tool('acdc').main([other])
+        else:
+            make_dark_zurich_demo(other)
+        ds_cfg.source.data_root, ds_cfg.target.data_root = cs, other
+        cfg.val_dataloader.dataset.data_root = other
+    ds_cfg.rare_class_sampling.min_pixels = 10  # tiny demo images
+    uda = _build(ds_cfg)
+    item = uda[0]
+    assert tuple(item['inputs'].shape) == (3, 512, 512)
+    assert tuple(item['target_inputs'].shape) == (3, 512, 512)
+    # source labels are the dataset's train ids (all 19 + 255 at most)
+    seg = item['data_samples'].gt_sem_seg.data
+    assert set(seg.unique().tolist()) <= set(range(19)) | {255}
+    val = _build(cfg.val_dataloader.dataset)
+    gt = val[0]['data_samples'].gt_sem_seg.data
+    assert set(gt.unique().tolist()) <= set(range(19)) | {255}

@@ -9,8 +9,11 @@ Builds the config's train / val / test datasets exactly as the Runner would
 without running any pipeline or model -- and checks:
 
 * every image is readable and complete (a truncated PNG/JPEG is an error);
-* segmentation: the label map exists, has the image's size and holds only
-  class ids ``0..C-1`` or ``ignore_index``;
+* segmentation: the label map exists, is a single-channel 8-bit (or
+  palette) PNG, has the image's size and holds only class ids ``0..C-1``
+  or ``ignore_index``; a dataset whose root is in the wrong layout (e.g.
+  SYNTHIA without ``RGB/``, ACDC not flattened or a condition missing)
+  is reported with the dataset's own error naming the path;
 * detection: the image size matches the annotation's, box labels are in
   ``0..C-1`` and boxes have positive area;
 * classification: ``gt_label`` values are in ``0..C-1``;
@@ -65,13 +68,23 @@ def read_label(path: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
+            mode = im.mode
             arr = np.asarray(im)
     except Exception as e:  # noqa: BLE001
         raise ValueError(f'{path}: cannot decode ({type(e).__name__}: '
                          f'{e})') from e
+    expected = ('expected an 8-bit single-channel (mode L) or palette '
+                '(mode P) PNG of class ids')
     if arr.ndim != 2:
-        raise ValueError(f'{path}: label has shape {arr.shape}; expected a '
-                         'single-channel (or palette) image of class ids')
+        raise ValueError(f'{path}: label has shape {arr.shape} (mode '
+                         f'{mode}); {expected} -- an original label that '
+                         'was not converted to train ids (e.g. SYNTHIA: '
+                         'tools/dataset_converters/synthia.py)?')
+    if arr.dtype != np.uint8 and arr.dtype != bool and arr.size and \
+            int(arr.max()) > 255:
+        raise ValueError(f'{path}: label of mode {mode} holds values up to '
+                         f'{int(arr.max())}; {expected} (mmseg casts labels '
+                         'to uint8: these would wrap around)')
     return arr
 
 

@@ -1,7 +1,7 @@
 """Reference ``data`` section -> dataloaders, datasets and pipelines
 (mmseg 1.x transforms; Normalize / Pad move to the data preprocessor)."""
 from .base import SectionBase
-from .tables import DATASET_TYPES
+from .tables import DATASET_TYPES, SOURCE_EVALUATORS
 
 
 class DataSection(SectionBase):
@@ -104,6 +104,8 @@ class DataSection(SectionBase):
             self._reject(f'{path}.type', dtype,
                          f'converted datasets: {sorted(DATASET_TYPES)}')
         out = dict(type=DATASET_TYPES.get(dtype, dtype))
+        if role == 'source':
+            self.source_type = dtype
         if 'data_root' in ds:
             out['data_root'] = ds.pop('data_root')
         prefix = {}
@@ -141,6 +143,18 @@ class DataSection(SectionBase):
                                          labelled=ann is not None)
         self._leftover(ds, path)
         return out
+
+    def _evaluator(self, iou_metrics):
+        """The val/test evaluator: ``IoUMetric``, or the one the papers
+        report for the source dataset (``SOURCE_EVALUATORS``)."""
+        base = SOURCE_EVALUATORS.get(getattr(self, 'source_type', None))
+        if base is None:
+            return dict(type='IoUMetric', iou_metrics=list(iou_metrics))
+        self._map(f'data.train.source type={self.source_type!r}',
+                  f"val/test_evaluator type={base['type']!r} ("
+                  + ', '.join(f'{k}={v!r}' for k, v in base.items()
+                              if k != 'type') + ')')
+        return dict(base, iou_metrics=list(iou_metrics))
 
     def _pipeline(self, steps, path, role, labelled):
         return self._finish_pipeline(self._steps(steps, path, role), role,

@@ -131,10 +131,12 @@ Mapping table (reference key -> mmplugins key)::
   data.samples_per_gpu                train_dataloader.batch_size
   data.workers_per_gpu                {train,val,test}_dataloader.num_workers
   data.train type='UDADataset'        train_dataloader.dataset (UDADataset)
-  data.train.source/target            UDADataset source/target: GTADataset
-                                      (mmplugins) / CityscapesDataset (mmseg
-                                      1.x), img_dir/ann_dir -> data_prefix=
-                                      dict(img_path, seg_map_path)
+  data.train.source/target            UDADataset source/target: GTADataset,
+                                      SynthiaDataset, ACDCDataset
+                                      (mmplugins) / CityscapesDataset,
+                                      DarkZurichDataset (mmseg 1.x), same
+                                      files and suffixes; img_dir/ann_dir ->
+                                      data_prefix=dict(img_path, seg_map_path)
   data.train.target ann_dir +         ignored (no effect): target labels are
     LoadAnnotations                   never trained on
   data.train.rare_class_sampling      UDADataset rare_class_sampling (copied)
@@ -153,6 +155,9 @@ Mapping table (reference key -> mmplugins key)::
                                       (batch 1, test_mode=True)
   evaluation.interval                 train_cfg.val_interval
   evaluation.metric                   val/test_evaluator IoUMetric(iou_metrics)
+                                      (SubsetIoUMetric(subsets='synthia'):
+                                      + mIoU16 / mIoU13 with a SynthiaDataset
+                                      source)
   pipeline LoadImageFromFile,         same transforms (mmseg 1.x / mmcv 2.x)
     LoadAnnotations, RandomCrop,
     PhotoMetricDistortion

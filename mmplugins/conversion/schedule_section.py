@@ -154,8 +154,7 @@ class ScheduleSection(SectionBase):
         bad = [m for m in metrics if m not in ('mIoU', 'mDice', 'mFscore')]
         if bad:
             self._reject('evaluation.metric', bad)
-        evaluator = dict(type='IoUMetric', iou_metrics=[
-            m for m in metrics if m not in bad])
+        evaluator = self._evaluator([m for m in metrics if m not in bad])
         self.out['val_evaluator'] = evaluator
         self.out['test_evaluator'] = dict(evaluator)
         self._map('evaluation.metric', 'val/test_evaluator.iou_metrics')

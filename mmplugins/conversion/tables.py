@@ -65,8 +65,21 @@ HRDA_HEAD_COPIED = ('attention_classwise', 'hr_loss_weight',
 #: single_scale_head)
 HRDA_OUTPUT_STRIDE = 4
 
+#: reference dataset type -> mmseg 1.x / mmplugins type (same name, files,
+#: suffixes and classes): GTA, SYNTHIA and ACDC are mmplugins', Cityscapes
+#: and Dark Zurich mmseg 1.x's own
 DATASET_TYPES = {'GTADataset': 'GTADataset',
-                 'CityscapesDataset': 'CityscapesDataset'}
+                 'CityscapesDataset': 'CityscapesDataset',
+                 'SynthiaDataset': 'SynthiaDataset',
+                 'ACDCDataset': 'ACDCDataset',
+                 'DarkZurichDataset': 'DarkZurichDataset'}
+
+#: source dataset type -> the evaluator the papers report with it (the
+#: reference prints the 19-class mIoU only): Synthia->Cityscapes adds
+#: mIoU16 and mIoU13
+SOURCE_EVALUATORS = {
+    'SynthiaDataset': dict(type='SubsetIoUMetric', subsets='synthia'),
+}
 
 #: the reference's classifier init (mmseg 0.x BaseDecodeHead.init_weights:
 #: normal_init(conv_seg, mean=0, std=0.01), bias 0); mmseg 1.x's default

@@ -30,3 +30,21 @@ cityscapes_val_dataset = dict(
                      seg_map_path='gtFine/val'),
     test_mode=True,
     pipeline=cityscapes_test_pipeline)
+# Cityscapes as the labelled UDA *source* (Cityscapes -> ACDC / Dark Zurich),
+# as DAFormer: 1024x512, random 512x512 crops with cat_max_ratio 0.75.
+cityscapes_source_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabel', num_classes=19),
+    dict(type='Resize', scale=cityscapes_scale, keep_ratio=True),
+    dict(type='RandomCrop', crop_size=cityscapes_crop_size,
+         cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+cityscapes_source_dataset = dict(
+    type='CityscapesDataset',
+    data_root=cityscapes_root,
+    data_prefix=dict(img_path='leftImg8bit/train',
+                     seg_map_path='gtFine/train'),
+    pipeline=cityscapes_source_pipeline)

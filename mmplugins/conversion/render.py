@@ -85,9 +85,10 @@ def render(conv, src_path: str, out_path: str,
         header += _comment_block(
             'UNSUPPORTED (no mmplugins equivalent; NOT converted, written '
             'with --allow-unsupported)', conv.unsupported)
-    init = ((model.get('segmentor') or {}).get('backbone') or {}).get(
-        'init_cfg') or {}
-    if init.get('checkpoint'):
+    backbone = (model.get('segmentor') or {}).get('backbone') or {}
+    init = backbone.get('init_cfg') or {}
+    if init.get('checkpoint') and \
+            backbone.get('type') == 'MixVisionTransformer':
         header += [
             f"# NB: the backbone checkpoint {init['checkpoint']!r} must hold "
             'mmseg 1.x MiT keys:',

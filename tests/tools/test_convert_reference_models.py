@@ -1,0 +1,155 @@
+"""Reference-config converter, model side beyond MiT + DAFormer: DeepLabV2
+(dilated ResNet-V1c + DLV2Head, also as HRDA's single-scale head) and the
+ResNet-family backbone ablations. Reference-style configs are written here
+from scratch (mmseg 0.x keys)."""
+import copy
+import textwrap
+
+import pytest
+
+from test_convert_reference_config import (build_model, crc, preflight,
+                                           write_family)
+
+# DeepLabV2 as the papers' ``dlv2red`` on ResNet-101 V1c (dilated: output
+# stride 8); the whole model replaced over the family's MiT one
+DLV2_MODEL = '''
+model = dict(
+    _delete_=True,
+    type='EncoderDecoder',
+    pretrained='open-mmlab://resnet101_v1c',
+    backbone=dict(type='ResNetV1c', depth=101, num_stages=4,
+                  out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
+                  strides=(1, 2, 1, 1),
+                  norm_cfg=dict(type='BN', requires_grad=True),
+                  norm_eval=False, style='pytorch', contract_dilation=True),
+    decode_head=dict(
+        type='DLV2Head', in_channels=2048, in_index=3, dilations=(6, 12),
+        num_classes=19, align_corners=False,
+        init_cfg=dict(type='Normal', std=0.01,
+                      override=dict(name='aspp_modules')),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                         loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+'''
+
+HRDA_DLV2 = '''
+model = dict(
+    type='HRDAEncoderDecoder', scales=[1, 0.5], hr_crop_size=(256, 256),
+    feature_scale=0.5, crop_coord_divisible={div}, hr_slide_inference=True,
+    decode_head=dict(type='HRDAHead', single_scale_head='DLV2Head',
+                     attention_classwise=True, hr_loss_weight=0.1))
+'''
+
+
+def _ref(tmp_path, *extras):
+    ref = tmp_path / 'ref'
+    ref.mkdir(exist_ok=True)
+    top = write_family(ref, 'mic', iters=2000, warmup=150)
+    for i, extra in enumerate(extras):
+        name = f'v{i}.py'
+        (ref / name).write_text(f'_base_ = [{top!r}]\n' +
+                                textwrap.dedent(extra))
+        top = str(ref / name)
+    return top
+
+
+def _small(cfg, depth=18):
+    """The converted model with a small ResNet (same layout) to build."""
+    cfg = copy.deepcopy(cfg)
+    seg = cfg.model.segmentor
+    seg.backbone.depth = depth
+    seg.decode_head.in_channels = 512
+    return cfg
+
+
+def test_deeplabv2_resnet101_converts_and_builds(tmp_path):
+    src = _ref(tmp_path, DLV2_MODEL)
+    out = tmp_path / 'out' / 'dlv2.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    cfg = preflight(out)
+    seg = cfg.model.segmentor
+    assert seg.type == 'EncoderDecoder'
+    assert seg.backbone == dict(
+        type='ResNetV1c', depth=101, num_stages=4, out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+        style='pytorch', contract_dilation=True,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='open-mmlab://resnet101_v1c'))
+    assert seg.decode_head == dict(
+        type='DLV2Head', in_channels=2048, in_index=3, dilations=(6, 12),
+        num_classes=19, align_corners=False,
+        init_cfg=dict(type='Normal', std=0.01,
+                      override=dict(name='aspp_modules')),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                         loss_weight=1.0))
+    # the MiT checkpoint note is for MiT only
+    assert 'mit2mmseg' not in out.read_text()
+    model = build_model(_small(cfg))
+    head = model.student.decode_head
+    assert type(head).__name__ == 'DLV2Head' and head.dilations == (6, 12)
+    assert type(model.student.backbone).__name__ == 'ResNetV1c'
+
+
+@pytest.mark.parametrize('btype,extra', [
+    ('ResNeSt', dict(depth=101, stem_channels=128, radix=2,
+                     reduction_factor=4, avg_down_stride=True)),
+    ('ResNeXt', dict(depth=50, groups=32, base_width=4)),
+])
+def test_resnet_family_ablation_backbones(tmp_path, btype, extra):
+    """The backbone ablations: the reference's experiments.py swaps the
+    type over the ResNetV1c base (its keys stay)."""
+    items = ', '.join(f'{k}={v!r}' for k, v in extra.items())
+    src = _ref(tmp_path, DLV2_MODEL,
+               f"model = dict(pretrained='open-mmlab://x', backbone=dict("
+               f"type={btype!r}, {items}))\n")
+    out = tmp_path / 'out' / 'bb.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    bb = preflight(out).model.segmentor.backbone
+    assert bb.type == btype
+    for k, v in extra.items():
+        assert bb[k] == v, k
+    assert bb.contract_dilation is True and bb.strides == (1, 2, 1, 1)
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint='open-mmlab://x')
+
+
+def test_unknown_backbone_and_backbone_key_are_refused(tmp_path):
+    src = _ref(tmp_path, DLV2_MODEL,
+               "model = dict(backbone=dict(dcn_typo=1))\n")
+    with pytest.raises(crc.ConversionError,
+                       match=r'model\.backbone\.dcn_typo=1'):
+        crc.convert_file(src, str(tmp_path / 'x.py'))
+    src = _ref(tmp_path, DLV2_MODEL,
+               "model = dict(backbone=dict(type='HRNet'))\n")
+    with pytest.raises(crc.ConversionError, match='ResNetV1c, ResNeXt'):
+        crc.convert_file(src, str(tmp_path / 'x.py'))
+
+
+def test_hrda_on_deeplabv2_uses_output_stride_8(tmp_path):
+    """HRDA's single_scale_head='DLV2Head': crops on the grid of output
+    stride 8 / context scale 0.5 = 16 convert and build; the reference's
+    crop_coord_divisible=8 (half a context output pixel) is refused with
+    that reason."""
+    src = _ref(tmp_path, DLV2_MODEL, HRDA_DLV2.format(div=16))
+    out = tmp_path / 'out' / 'hrda_dlv2.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    cfg = preflight(out)
+    seg = cfg.model.segmentor
+    assert seg.type == 'HRDAEncoderDecoder'
+    assert seg.decode_head.single_scale_head == 'DLV2Head'
+    assert seg.decode_head.dilations == (6, 12)
+    assert seg.crop_coord_divisible == 16
+    model = build_model(_small(cfg))
+    assert model.student.decode_head.output_stride == 8
+    assert type(model.student.decode_head.scale_attention).__name__ == \
+        'DLV2Head'
+
+    src = _ref(tmp_path, DLV2_MODEL, HRDA_DLV2.format(div=8))
+    with pytest.raises(crc.ConversionError,
+                       match=r'crop_coord_divisible/hr_crop_size=\(8, '
+                             r'\(256, 256\)\).*8 / 0\.5'):
+        crc.convert_file(src, str(tmp_path / 'x.py'))

@@ -1,0 +1,156 @@
+"""The papers' decoder ablations as the converter maps them, each in the UDA
+step: two iterations on a tiny backbone, the source loss checked against
+the cross-entropy of the student's own logits; and the reference's
+SegFormerHead (-> DAFormerHead with a 'conv' fusion) against plain torch."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+
+import mmplugins  # noqa: F401
+from _tiny import NUM_CLASSES, student_cfg, uda_batch
+
+NORM = dict(type='BN', requires_grad=True)
+CE = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+RESNET = dict(type='ResNetV1c', depth=18, base_channels=8, stem_channels=8,
+              num_stages=4, out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
+              strides=(1, 2, 1, 1), norm_cfg=NORM, norm_eval=False,
+              style='pytorch', contract_dilation=True)
+MIT_CH = [8, 16, 24, 32]
+BASE = dict(num_classes=NUM_CLASSES, align_corners=False, loss_decode=CE)
+
+#: name -> (backbone or None for the tiny MiT, decode_head) as the
+#: converter writes them (small widths)
+DECODERS = {
+    'ISAHead': (RESNET, dict(
+        type='ISAHead', in_channels=64, in_index=3, channels=16,
+        isa_channels=8, down_factor=(2, 2), dropout_ratio=0.1,
+        norm_cfg=None, **BASE)),
+    'DepthwiseSeparableASPPHead': (RESNET, dict(
+        type='DepthwiseSeparableASPPHead', in_channels=64, in_index=3,
+        channels=16, dilations=(1, 12, 24, 36), c1_in_channels=8,
+        c1_channels=8, dropout_ratio=0.1, norm_cfg=None, **BASE)),
+    'UPerHead': (None, dict(
+        type='UPerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
+        pool_scales=(1, 2, 3, 6), channels=16, dropout_ratio=0.1,
+        norm_cfg=NORM, **BASE)),
+    'SegFormerHead': (None, dict(
+        type='DAFormerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
+        channels=24, embed_dims=24, dropout_ratio=0.1, norm_cfg=NORM,
+        fusion_cfg=dict(type='conv', kernel_size=1,
+                        act_cfg=dict(type='ReLU')),
+        init_cfg=None, **BASE)),
+    'DAFormer conv1': (None, dict(
+        type='DAFormerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
+        channels=16, embed_dims=16, dropout_ratio=0.1, norm_cfg=NORM,
+        fusion_cfg=dict(type='conv', kernel_size=1, norm_cfg=NORM,
+                        act_cfg=dict(type='ReLU')), **BASE)),
+}
+
+
+def build(cfg):
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MODELS.build(copy.deepcopy(cfg))
+
+
+@pytest.mark.parametrize('name', list(DECODERS))
+def test_decoder_trains_two_uda_iterations(name):
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    backbone, head = DECODERS[name]
+    seg = student_cfg()
+    if backbone is not None:
+        seg['backbone'] = backbone
+    seg['decode_head'] = head
+    torch.manual_seed(0)
+    m = build(dict(type='UDASegmentor', segmentor=seg, mix='class'))
+    m.init_weights()
+    m.train()
+    batch = uda_batch(dist=False)
+    with torch.no_grad():
+        data = m.data_preprocessor(dict(inputs=batch['inputs'],
+                                        data_samples=batch['data_samples']),
+                                   True)
+        logits = m.student.encode_decode(
+            data['inputs'], [s.metainfo for s in data['data_samples']])
+    label = torch.stack([s.gt_sem_seg.data[0] for s in data['data_samples']])
+    cls = m.student.decode_head.conv_seg.weight
+    before = cls.detach().clone()
+    ow = build_optim_wrapper(m, dict(type='OptimWrapper',
+                                     optimizer=dict(type='SGD', lr=0.01)))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        log = m.train_step(batch, ow)
+        # the UDA step's source loss is the CE of the student's logits
+        # (train-mode dropout aside: compare with dropout off)
+        if m.student.decode_head.dropout is None:
+            torch.testing.assert_close(
+                log['src.loss'], F.cross_entropy(logits, label),
+                rtol=1e-4, atol=1e-5)
+        assert 'mix.loss' in log
+        log2 = m.train_step(uda_batch(dist=False, seed=1), ow)
+    assert torch.isfinite(log2['loss'])
+    assert not torch.equal(before, cls)
+
+
+def test_source_loss_matches_with_dropout_off():
+    """The value check above for a head whose dropout is off (so train
+    and eval logits agree): the ISA head with dropout_ratio=0."""
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    seg = student_cfg()
+    seg['backbone'] = RESNET
+    seg['decode_head'] = dict(DECODERS['ISAHead'][1], dropout_ratio=0.0)
+    torch.manual_seed(0)
+    m = build(dict(type='UDASegmentor', segmentor=seg, mix='class'))
+    m.init_weights()
+    m.train()
+    batch = uda_batch(dist=False)
+    with torch.no_grad():
+        data = m.data_preprocessor(dict(inputs=batch['inputs'],
+                                        data_samples=batch['data_samples']),
+                                   True)
+        logits = m.student.encode_decode(
+            data['inputs'], [s.metainfo for s in data['data_samples']])
+    label = torch.stack([s.gt_sem_seg.data[0] for s in data['data_samples']])
+    ow = build_optim_wrapper(m, dict(type='OptimWrapper',
+                                     optimizer=dict(type='SGD', lr=0.01)))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        log = m.train_step(batch, ow)
+    torch.testing.assert_close(log['src.loss'],
+                               F.cross_entropy(logits, label),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_segformer_head_mapping_is_the_reference_segformer_head():
+    """Reference SegFormerHead: per-level Linear(c_i -> E), upsampled to
+    level 0, concatenated, ConvModule(4E -> E, 1x1, BN, ReLU), dropout,
+    Conv2d(E -> classes); its classifier keeps PyTorch's default init."""
+    torch.manual_seed(0)
+    head = build(DECODERS['SegFormerHead'][1])
+    head.init_weights()
+    head.eval()
+    feats = [torch.randn(2, c, 16 // 2**i, 24 // 2**i)
+             for i, c in enumerate(MIT_CH)]
+    outs = []
+    for x, emb in zip(feats, head.embed_layers):
+        w = emb.weight.flatten(1)  # the Linear's (E, c) matrix
+        y = torch.einsum('nchw,ec->nehw', x, w) + emb.bias[None, :, None,
+                                                           None]
+        outs.append(F.interpolate(y, size=(16, 24), mode='bilinear',
+                                  align_corners=False))
+    fuse = head.fuse_layer
+    y = F.conv2d(torch.cat(outs, 1), fuse.conv.weight, fuse.conv.bias)
+    bn = fuse.bn
+    y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                     False, 0.0, bn.eps).relu()
+    expected = F.conv2d(y, head.conv_seg.weight, head.conv_seg.bias)
+    torch.testing.assert_close(head(feats), expected, rtol=1e-4, atol=1e-5)
+    # PyTorch's default Conv2d init (U(-1/sqrt(fan_in), +)), not N(0, 0.01)
+    bound = 1 / 24 ** 0.5
+    w = head.conv_seg.weight
+    assert w.abs().max().item() <= bound
+    assert w.std().item() > 0.5 * bound / 3 ** 0.5

@@ -153,3 +153,72 @@ def test_hrda_on_deeplabv2_uses_output_stride_8(tmp_path):
                        match=r'crop_coord_divisible/hr_crop_size=\(8, '
                              r'\(256, 256\)\).*8 / 0\.5'):
         crc.convert_file(src, str(tmp_path / 'x.py'))
+
+
+SEGFORMER_HEAD = '''
+model = dict(decode_head=dict(
+    _delete_=True, type='SegFormerHead', in_channels=[32, 64, 160, 256],
+    in_index=[0, 1, 2, 3], channels=128, dropout_ratio=0.1, num_classes=19,
+    norm_cfg=dict(type='BN', requires_grad=True), align_corners=False,
+    decoder_params=dict(embed_dim=768, conv_kernel_size=1),
+    loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                     loss_weight=1.0)))
+'''
+
+DECODERS = {
+    'ISAHead': "isa_channels=256, down_factor=(8, 8)",
+    'DepthwiseSeparableASPPHead':
+        "dilations=(1, 12, 24, 36), c1_in_channels=256, c1_channels=48",
+}
+
+
+def test_segformer_head_maps_to_daformer_head_conv_fusion(tmp_path):
+    src = _ref(tmp_path, SEGFORMER_HEAD)
+    out = tmp_path / 'out' / 'sf.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    head = preflight(out).model.segmentor.decode_head
+    assert head == dict(
+        type='DAFormerHead', in_channels=[32, 64, 160, 256],
+        in_index=[0, 1, 2, 3], dropout_ratio=0.1, num_classes=19,
+        norm_cfg=dict(type='BN', requires_grad=True), align_corners=False,
+        channels=768, embed_dims=768,
+        fusion_cfg=dict(type='conv', kernel_size=1,
+                        act_cfg=dict(type='ReLU')),
+        init_cfg=None,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                         loss_weight=1.0))
+
+
+@pytest.mark.parametrize('htype', list(DECODERS))
+def test_mmseg_heads_on_resnet_keep_their_arguments(tmp_path, htype):
+    extra = (f"model = dict(decode_head=dict(_delete_=True, type={htype!r}, "
+             "in_channels=2048, in_index=3, channels=512, dropout_ratio=0.1,"
+             " num_classes=19, norm_cfg=None, align_corners=False, "
+             f"{DECODERS[htype]}))\n")
+    src = _ref(tmp_path, DLV2_MODEL, extra)
+    out = tmp_path / 'out' / 'h.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    head = preflight(out).model.segmentor.decode_head
+    expected = dict(type=htype, in_channels=2048, in_index=3, channels=512,
+                    dropout_ratio=0.1, num_classes=19, norm_cfg=None,
+                    align_corners=False)
+    expected.update(eval(f'dict({DECODERS[htype]})'))
+    assert head == expected
+
+
+def test_daformer_conv1_fusion_and_refused_variants(tmp_path):
+    conv1 = ("model = dict(decode_head=dict(decoder_params=dict(fusion_cfg="
+             "dict(_delete_=True, type='conv', kernel_size=1, "
+             "act_cfg=dict(type='ReLU'), norm_cfg=dict(type='BN', "
+             "requires_grad=True)))))\n")
+    src = _ref(tmp_path, conv1)
+    out = tmp_path / 'out' / 'c1.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    head = preflight(out).model.segmentor.decode_head
+    assert head.fusion_cfg == dict(type='conv', kernel_size=1,
+                                   norm_cfg=dict(type='BN',
+                                                 requires_grad=True),
+                                   act_cfg=dict(type='ReLU'))

@@ -387,23 +387,39 @@ class ModelSection(SectionBase):
                 self._ignore(f'model.decode_head.decoder_params.{k}', v,
                              'ignored (no effect: the mmplugins head embeds '
                              'each level with this linear layer)')
+            elif k == 'embed_neck_cfg' and isinstance(v, dict) and \
+                    v.get('type') == 'rawconv_and_aspp':
+                neck = dict(v)
+                out['embed_neck_cfg'] = {
+                    k2: neck.pop(k2) for k2 in (
+                        'type', 'kernel_size', 'sep', 'dilations', 'pool',
+                        'norm_cfg', 'act_cfg') if k2 in neck}
+                self._leftover(neck, 'model.decode_head.decoder_params.'
+                               'embed_neck_cfg')
+                self._map('model.decode_head.decoder_params.embed_neck_cfg '
+                          "(type='rawconv_and_aspp')",
+                          'model.segmentor.decode_head.embed_neck_cfg')
             else:
                 self._reject(f'model.decode_head.decoder_params.{k}', v,
-                             "only type='mlp' without norm/act")
+                             "only type='mlp' without norm/act (and "
+                             "'rawconv_and_aspp' for embed_neck_cfg)")
         if 'fusion_cfg' in params:
             fusion = dict(params.pop('fusion_cfg'))
             ftype = fusion.pop('type', 'aspp')
-            if ftype == 'conv':
-                out['fusion_cfg'] = dict(type='conv', **{
-                    k: fusion.pop(k) for k in ('kernel_size', 'norm_cfg',
-                                               'act_cfg') if k in fusion})
+            if ftype in ('conv', 'isa'):
+                keys = ('kernel_size', ) if ftype == 'conv' else (
+                    'isa_channels', 'down_factor', 'key_query_num_convs',
+                    'in_conv_kernel_size', 'out_cat_and_conv')
+                out['fusion_cfg'] = dict(type=ftype, **{
+                    k: fusion.pop(k) for k in keys + ('norm_cfg', 'act_cfg')
+                    if k in fusion})
                 self._leftover(fusion,
                                'model.decode_head.decoder_params.fusion_cfg')
             elif ftype != 'aspp':
                 self._reject('model.decode_head.decoder_params.fusion_cfg'
                              '.type', ftype,
-                             "the mmplugins DAFormerHead fuses with 'aspp' "
-                             "or 'conv' only")
+                             "the mmplugins DAFormerHead fuses with 'aspp', "
+                             "'conv' or 'isa' only")
             else:
                 out['fusion_cfg'] = {
                     k: fusion.pop(k) for k in ('sep', 'dilations', 'pool',

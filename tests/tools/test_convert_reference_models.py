@@ -222,3 +222,38 @@ def test_daformer_conv1_fusion_and_refused_variants(tmp_path):
                                    norm_cfg=dict(type='BN',
                                                  requires_grad=True),
                                    act_cfg=dict(type='ReLU'))
+
+
+def test_daformer_isa_fusion_and_bottleneck_neck(tmp_path):
+    """DAFormer's fusion ablation 'isa' and the 'rawconv_and_aspp' last-level
+    embedding convert, pass the pre-flight (the head's NESTED_TYPES) and
+    build."""
+    isa = ("model = dict(decode_head=dict(decoder_params=dict(fusion_cfg="
+           "dict(_delete_=True, type='isa', isa_channels=32, "
+           "key_query_num_convs=1, down_factor=(8, 8), "
+           "act_cfg=dict(type='ReLU'), norm_cfg=dict(type='BN', "
+           "requires_grad=True)))))\n")
+    neck = ("model = dict(decode_head=dict(decoder_params=dict("
+            "embed_neck_cfg=dict(_delete_=True, type='rawconv_and_aspp', "
+            "kernel_size=1, sep=True, dilations=(1, 6, 12, 18), pool=False,"
+            " act_cfg=dict(type='ReLU'), norm_cfg=dict(type='BN', "
+            "requires_grad=True)))))\n")
+    for name, extra, key, expected in (
+            ('isa', isa, 'fusion_cfg', dict(
+                type='isa', isa_channels=32, key_query_num_convs=1,
+                down_factor=(8, 8), act_cfg=dict(type='ReLU'),
+                norm_cfg=dict(type='BN', requires_grad=True))),
+            ('neck', neck, 'embed_neck_cfg', dict(
+                type='rawconv_and_aspp', kernel_size=1, sep=True,
+                dilations=(1, 6, 12, 18), pool=False,
+                act_cfg=dict(type='ReLU'),
+                norm_cfg=dict(type='BN', requires_grad=True)))):
+        src = _ref(tmp_path / name if (tmp_path / name).mkdir() is None
+                   else None, extra)
+        out = tmp_path / name / 'out.py'
+        conv = crc.convert_file(src, str(out))
+        assert conv.unsupported == [], conv.unsupported
+        cfg = preflight(out)
+        head = cfg.model.segmentor.decode_head
+        assert head[key] == expected
+        build_model(cfg)

@@ -48,6 +48,21 @@ DECODERS = {
         channels=16, embed_dims=16, dropout_ratio=0.1, norm_cfg=NORM,
         fusion_cfg=dict(type='conv', kernel_size=1, norm_cfg=NORM,
                         act_cfg=dict(type='ReLU')), **BASE)),
+    'DAFormer isa': (None, dict(
+        type='DAFormerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
+        channels=16, embed_dims=16, dropout_ratio=0.1, norm_cfg=NORM,
+        decoder_params=dict(fusion_cfg=dict(
+            type='isa', isa_channels=8, key_query_num_convs=1,
+            down_factor=(2, 2), act_cfg=dict(type='ReLU'), norm_cfg=NORM)),
+        **BASE)),
+    'DAFormer sepaspp_bottleneck': (None, dict(
+        type='DAFormerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
+        channels=16, embed_dims=16, dropout_ratio=0.1, norm_cfg=NORM,
+        decoder_params=dict(embed_neck_cfg=dict(
+            type='rawconv_and_aspp', kernel_size=1, sep=True,
+            dilations=(1, 6, 12, 18), pool=False,
+            act_cfg=dict(type='ReLU'), norm_cfg=NORM)),
+        **BASE)),
 }
 
 
@@ -154,3 +169,46 @@ def test_segformer_head_mapping_is_the_reference_segformer_head():
     w = head.conv_seg.weight
     assert w.abs().max().item() <= bound
     assert w.std().item() > 0.5 * bound / 3 ** 0.5
+
+
+def test_isa_fusion_is_global_then_local_attention_by_slicing():
+    """ISAFusion against its definition written with strided slices: the
+    global relation over each in-cell offset's sub-grid, then the local one
+    inside each cell; 5x6 input with 2x2 cells (one padded row)."""
+    from mmplugins.models.decode_heads.isa_fusion import ISAFusion
+    torch.manual_seed(0)
+    m = ISAFusion(6, 6, 4, down_factor=(2, 2), key_query_num_convs=1,
+                  in_conv_kernel_size=None, norm_cfg=NORM).eval()
+    for blk in (m.global_relation, m.local_relation):  # one key/query conv
+        assert type(blk.key_project).__name__ == 'ConvModule'
+        assert type(blk.query_project).__name__ == 'ConvModule'
+    x = torch.randn(2, 6, 5, 6)
+    xp = F.pad(x, (0, 0, 0, 1))  # pad_h = 1: 0 rows on top, 1 below
+    g = torch.empty_like(xp)
+    for cy in range(2):
+        for cx in range(2):
+            g[:, :, cy::2, cx::2] = m.global_relation(xp[:, :, cy::2, cx::2])
+    out = torch.empty_like(g)
+    for gy in range(3):
+        for gx in range(3):
+            sl = (slice(None), slice(None), slice(2 * gy, 2 * gy + 2),
+                  slice(2 * gx, 2 * gx + 2))
+            out[sl] = m.local_relation(g[sl])
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), out[:, :, :5], rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_daformer_variants_structure():
+    isa = build(DECODERS['DAFormer isa'][1])
+    assert type(isa.fuse_layer).__name__ == 'ISAFusion'
+    assert isa.fuse_layer.in_conv.conv.kernel_size == (1, 1)
+    neck = build(DECODERS['DAFormer sepaspp_bottleneck'][1])
+    raw, aspp = neck.embed_layers[-1]
+    assert isinstance(raw, torch.nn.Conv2d) and raw.kernel_size == (1, 1)
+    assert raw.bias is not None and raw.in_channels == MIT_CH[-1]
+    assert aspp.aspp_modules.dilations == (1, 6, 12, 18)
+    assert type(aspp.aspp_modules).__name__ == \
+        'DepthwiseSeparableASPPModule'
+    assert all(isinstance(e, torch.nn.Conv2d)
+               for e in neck.embed_layers[:-1])

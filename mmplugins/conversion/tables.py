@@ -87,6 +87,7 @@ MMSEG_HEADS = {
     'DepthwiseSeparableASPPHead': ('dilations', 'c1_in_channels',
                                    'c1_channels'),
     'UPerHead': ('pool_scales', ),
+    'DAHead': ('pam_channels', ),
 }
 BASE_HEAD_KEYS = ('in_channels', 'in_index', 'channels', 'dropout_ratio',
                   'num_classes', 'norm_cfg', 'act_cfg', 'conv_cfg',

@@ -33,6 +33,9 @@ DECODERS = {
         type='DepthwiseSeparableASPPHead', in_channels=64, in_index=3,
         channels=16, dilations=(1, 12, 24, 36), c1_in_channels=8,
         c1_channels=8, dropout_ratio=0.1, norm_cfg=None, **BASE)),
+    'DAHead': (RESNET, dict(
+        type='DAHead', in_channels=64, in_index=3, channels=16,
+        pam_channels=8, dropout_ratio=0.1, norm_cfg=None, **BASE)),
     'UPerHead': (None, dict(
         type='UPerHead', in_channels=MIT_CH, in_index=[0, 1, 2, 3],
         pool_scales=(1, 2, 3, 6), channels=16, dropout_ratio=0.1,
@@ -212,3 +215,37 @@ def test_daformer_variants_structure():
         'DepthwiseSeparableASPPModule'
     assert all(isinstance(e, torch.nn.Conv2d)
                for e in neck.embed_layers[:-1])
+
+
+def test_dahead_source_loss_sums_its_three_outputs():
+    """DAHead (DANet): the reference sums the CE of pam_cam, pam and cam;
+    pseudo-labels and predictions come from pam_cam."""
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    seg = student_cfg()
+    seg['backbone'] = RESNET
+    seg['decode_head'] = dict(DECODERS['DAHead'][1], dropout_ratio=0.0)
+    torch.manual_seed(0)
+    m = build(dict(type='UDASegmentor', segmentor=seg, mix='class'))
+    m.init_weights()
+    m.train()
+    batch = uda_batch(dist=False)
+    with torch.no_grad():
+        data = m.data_preprocessor(dict(inputs=batch['inputs'],
+                                        data_samples=batch['data_samples']),
+                                   True)
+        outs = m.student(data['inputs'], None, mode='tensor')
+    label = torch.stack([s.gt_sem_seg.data[0] for s in data['data_samples']])
+    ce = [F.cross_entropy(F.interpolate(o, size=label.shape[-2:],
+                                        mode='bilinear',
+                                        align_corners=False), label)
+          for o in outs]
+    ow = build_optim_wrapper(m, dict(type='OptimWrapper',
+                                     optimizer=dict(type='SGD', lr=0.01)))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        log = m.train_step(batch, ow)
+    for key, v in zip(('src.loss_ce', 'src.pam.loss_ce', 'src.cam.loss_ce'),
+                      ce):
+        torch.testing.assert_close(log[key], v, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(log['src.loss'], sum(ce), rtol=1e-4,
+                               atol=1e-5)

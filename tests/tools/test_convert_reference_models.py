@@ -257,3 +257,30 @@ def test_daformer_isa_fusion_and_bottleneck_neck(tmp_path):
         head = cfg.model.segmentor.decode_head
         assert head[key] == expected
         build_model(cfg)
+
+
+def test_mic_deeplabv2_real_config_builds():
+    """configs/real/mic_dlv2_gta2cs.py: the MIC recipe with the DeepLabV2
+    student (nothing of the DAFormer head left), pre-flight, build."""
+    import os.path as osp
+    from mmengine.config import Config
+    from _testutils import ROOT
+    path = osp.join(ROOT, 'configs/real/mic_dlv2_gta2cs.py')
+    cfg = Config.fromfile(path)
+    seg = cfg.model.segmentor
+    assert seg.backbone.type == 'ResNetV1c' and seg.backbone.depth == 101
+    assert seg.backbone.init_cfg.checkpoint == 'open-mmlab://resnet101_v1c'
+    assert dict(seg.decode_head) == dict(
+        type='DLV2Head', in_channels=2048, in_index=3, dilations=(6, 12),
+        num_classes=19, align_corners=False,
+        init_cfg=dict(type='Normal', std=0.01,
+                      override=dict(name='aspp_modules')),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
+                         loss_weight=1.0))
+    m = cfg.model
+    assert (m.mask_lambda, m.mask_block_size, m.mask_ratio, m.alpha,
+            m.imnet_feature_dist_lambda) == (1.0, 32, 0.7, 0.999, 0.005)
+    cfg = preflight(path)
+    model = build_model(_small(cfg))
+    assert type(model.student.decode_head).__name__ == 'DLV2Head'
+    assert type(model.teacher.backbone).__name__ == 'ResNetV1c'

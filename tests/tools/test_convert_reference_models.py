@@ -284,3 +284,21 @@ def test_mic_deeplabv2_real_config_builds():
     model = build_model(_small(cfg))
     assert type(model.student.decode_head).__name__ == 'DLV2Head'
     assert type(model.teacher.backbone).__name__ == 'ResNetV1c'
+
+
+@pytest.mark.parametrize('extra, expected', [
+    # HRDA's 'samescale' ablation: both crops at full resolution
+    ('model = dict(scales=[1, 1], feature_scale=1)', r'model\.scales=\[1, 1\]'),
+    # 'sc0.25': context at 1/4 with 8 px crop coordinates: 4 / 0.25 = 16
+    ('model = dict(scales=[1, 0.25], feature_scale=0.25, '
+     'crop_coord_divisible=8)',
+     r'crop_coord_divisible/hr_crop_size=\(8, \(192, 192\)\).*4 / 0\.25'),
+    # the feature distance on both scales
+    ("model = dict(feature_scale='all')", r"model\.feature_scale='all'"),
+])
+def test_hrda_scale_ablations_are_refused_with_a_reason(tmp_path, extra,
+                                                        expected):
+    from test_convert_reference_config import _hrda_ref
+    src = _hrda_ref(tmp_path, extra)
+    with pytest.raises(crc.ConversionError, match=expected):
+        crc.convert_file(str(src), str(tmp_path / 'x.py'))

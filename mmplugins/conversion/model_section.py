@@ -37,7 +37,7 @@ class ModelSection(SectionBase):
             self._reject('model.auxiliary_head', m.pop('auxiliary_head'),
                          'UDASegmentor trains the decode head only')
         if 'neck' in m:
-            self._reject('model.neck', m.pop('neck'))
+            seg['neck'] = self._neck(m.pop('neck'))
         train_cfg = m.pop('train_cfg', None)
         seg['train_cfg'] = dict(train_cfg or {})
         test_cfg = dict(m.pop('test_cfg', None) or dict(mode='whole'))
@@ -62,6 +62,25 @@ class ModelSection(SectionBase):
                   'model.segmentor.train_cfg/test_cfg')
         self._leftover(m, 'model')
         return seg
+
+    def _neck(self, n):
+        """DAFormer's ``SegFormerAdapter`` (the ``sfa_`` ablation) -> the
+        mmplugins neck of the same name and arguments."""
+        n = dict(n or {})
+        ntype = n.pop('type', None)
+        if ntype != 'SegFormerAdapter':
+            self._reject('model.neck.type', ntype,
+                         "only DAFormer's SegFormerAdapter is converted")
+            self._leftover(n, 'model.neck')
+            return dict(type=ntype)
+        out = dict(type=ntype)
+        for k in ('out_layers', 'scales'):
+            if k in n:
+                out[k] = n.pop(k)
+        self._map("model.neck type='SegFormerAdapter'",
+                  "model.segmentor.neck type='SegFormerAdapter'")
+        self._leftover(n, 'model.neck')
+        return out
 
     def _hrda_segmentor(self, m, output_stride=4):
         """HRDAEncoderDecoder's keys, checked as HRDAEncoderDecoder checks

@@ -302,3 +302,23 @@ def test_hrda_scale_ablations_are_refused_with_a_reason(tmp_path, extra,
     src = _hrda_ref(tmp_path, extra)
     with pytest.raises(crc.ConversionError, match=expected):
         crc.convert_file(str(src), str(tmp_path / 'x.py'))
+
+
+def test_segformer_adapter_neck_converts(tmp_path):
+    extra = ("model = dict(neck=dict(type='SegFormerAdapter'), "
+             "decode_head=dict(_delete_=True, "
+             "type='DepthwiseSeparableASPPHead', in_channels=256, "
+             "in_index=3, channels=64, dilations=(1, 12, 24, 36), "
+             "c1_in_channels=32, c1_channels=48, dropout_ratio=0.1, "
+             "num_classes=19, norm_cfg=None, align_corners=False))\n")
+    src = _ref(tmp_path, extra)
+    out = tmp_path / 'out' / 'sfa.py'
+    conv = crc.convert_file(src, str(out))
+    assert conv.unsupported == []
+    cfg = preflight(out)
+    assert cfg.model.segmentor.neck == dict(type='SegFormerAdapter')
+    model = build_model(cfg)
+    assert type(model.student.neck).__name__ == 'SegFormerAdapter'
+    src = _ref(tmp_path, "model = dict(neck=dict(type='FPN'))\n")
+    with pytest.raises(crc.ConversionError, match="model.neck.type='FPN'"):
+        crc.convert_file(src, str(tmp_path / 'x.py'))

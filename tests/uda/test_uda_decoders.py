@@ -249,3 +249,44 @@ def test_dahead_source_loss_sums_its_three_outputs():
         torch.testing.assert_close(log[key], v, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(log['src.loss'], sum(ce), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_segformer_adapter_neck_and_dlv3p_on_mit_in_the_uda_step():
+    """DAFormer's ``sfa_dlv3p`` ablation: the neck replaces MiT's last
+    level with itself upsampled x4 (bilinear), the DeepLabV3+ head reads it
+    and level 0; two UDA iterations."""
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    neck = build(dict(type='SegFormerAdapter'))
+    feats = [torch.randn(2, c, 16 // 2**i, 32 // 2**i)
+             for i, c in enumerate(MIT_CH)]
+    out = neck(feats)
+    assert all(o is f for o, f in zip(out[:3], feats[:3]))
+    torch.testing.assert_close(out[3], F.interpolate(
+        feats[3], scale_factor=4, mode='bilinear', align_corners=False))
+    two = build(dict(type='SegFormerAdapter', out_layers=[2, 3],
+                     scales=[1, 2]))(feats)[3]
+    torch.testing.assert_close(two, torch.cat([feats[2], F.interpolate(
+        feats[3], scale_factor=2, mode='bilinear')], 1))
+    with pytest.raises(ValueError, match='SegFormerAdapter'):
+        build(dict(type='SegFormerAdapter', out_layers=[3], scales=[]))
+
+    seg = student_cfg()
+    seg['neck'] = dict(type='SegFormerAdapter')
+    seg['decode_head'] = dict(
+        type='DepthwiseSeparableASPPHead', in_channels=MIT_CH[3],
+        in_index=3, channels=16, dilations=(1, 12, 24, 36),
+        c1_in_channels=MIT_CH[0], c1_channels=8, dropout_ratio=0.1,
+        norm_cfg=None, **BASE)
+    torch.manual_seed(0)
+    m = build(dict(type='UDASegmentor', segmentor=seg, mix='class',
+                   imnet_feature_dist_lambda=0.005))
+    m.init_weights()
+    m.train()
+    ow = build_optim_wrapper(m, dict(type='OptimWrapper',
+                                     optimizer=dict(type='SGD', lr=0.01)))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        for seed in (0, 1):
+            log = m.train_step(uda_batch(dist=False, seed=seed), ow)
+            assert torch.isfinite(log['loss'])
+            assert {'mix.loss', 'fd.loss'} <= set(log)

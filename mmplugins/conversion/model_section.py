@@ -304,7 +304,10 @@ class ModelSection(SectionBase):
         dim = params.pop('embed_dim', None)
         k = params.pop('conv_kernel_size', 1)
         self._leftover(params, 'model.decode_head.decoder_params')
-        h.pop('channels', None)  # the reference's unused conv_seg width
+        if 'channels' in h:
+            self._ignore('model.decode_head.channels', h.pop('channels'),
+                         "ignored (no effect: the reference's SegFormerHead "
+                         'never uses the conv_seg of this width)')
         out = dict(type='DAFormerHead')
         for k2 in ('in_channels', 'in_index', 'dropout_ratio', 'num_classes',
                    'norm_cfg', 'align_corners', 'ignore_index'):

@@ -288,7 +288,8 @@ def test_mic_deeplabv2_real_config_builds():
 
 @pytest.mark.parametrize('extra, expected', [
     # HRDA's 'samescale' ablation: both crops at full resolution
-    ('model = dict(scales=[1, 1], feature_scale=1)', r'model\.scales=\[1, 1\]'),
+    ('model = dict(scales=[1, 1], feature_scale=1)',
+     r'model\.scales=\[1, 1\]'),
     # 'sc0.25': context at 1/4 with 8 px crop coordinates: 4 / 0.25 = 16
     ('model = dict(scales=[1, 0.25], feature_scale=0.25, '
      'crop_coord_divisible=8)',

@@ -67,12 +67,11 @@ class ModelSection(SectionBase):
         """DAFormer's ``SegFormerAdapter`` (the ``sfa_`` ablation) -> the
         mmplugins neck of the same name and arguments."""
         n = dict(n or {})
-        ntype = n.pop('type', None)
-        if ntype != 'SegFormerAdapter':
-            self._reject('model.neck.type', ntype,
+        if n.get('type') != 'SegFormerAdapter':
+            self._reject('model.neck', n,
                          "only DAFormer's SegFormerAdapter is converted")
-            self._leftover(n, 'model.neck')
-            return dict(type=ntype)
+            return dict(type=n.get('type'))
+        ntype = n.pop('type')
         out = dict(type=ntype)
         for k in ('out_layers', 'scales'):
             if k in n:

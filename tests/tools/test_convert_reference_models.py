@@ -321,5 +321,6 @@ def test_segformer_adapter_neck_converts(tmp_path):
     model = build_model(cfg)
     assert type(model.student.neck).__name__ == 'SegFormerAdapter'
     src = _ref(tmp_path, "model = dict(neck=dict(type='FPN'))\n")
-    with pytest.raises(crc.ConversionError, match="model.neck.type='FPN'"):
+    with pytest.raises(crc.ConversionError,
+                       match=r"model\.neck=\{'type': 'FPN'\}"):
         crc.convert_file(src, str(tmp_path / 'x.py'))

@@ -2,8 +2,9 @@
 the segmentor type, the MiT backbone, the DAFormer head and HRDA's
 segmentor and head options. Key tables: :mod:`.tables`."""
 from .base import SectionBase
-from .tables import (HRDA_HEAD_COPIED, HRDA_OUTPUT_STRIDE, HRDA_SEG_KEYS,
-                     MIT_HEADS, MIT_SIZES)
+from .tables import (BASE_HEAD_KEYS, HRDA_HEAD_COPIED, HRDA_OUTPUT_STRIDES,
+                     HRDA_SEG_KEYS, MIT_HEADS, MIT_SIZES, MMSEG_HEADS,
+                     RESNET_BACKBONES)
 
 
 class ModelSection(SectionBase):
@@ -29,12 +30,14 @@ class ModelSection(SectionBase):
         seg['decode_head'] = self._decode_head(m.pop('decode_head', None),
                                                hrda)
         if hrda:
-            seg.update(self._hrda_segmentor(m))
+            single = (seg['decode_head'] or {}).get('single_scale_head')
+            seg.update(self._hrda_segmentor(
+                m, HRDA_OUTPUT_STRIDES.get(single, 4)))
         if 'auxiliary_head' in m:
             self._reject('model.auxiliary_head', m.pop('auxiliary_head'),
                          'UDASegmentor trains the decode head only')
         if 'neck' in m:
-            self._reject('model.neck', m.pop('neck'))
+            seg['neck'] = self._neck(m.pop('neck'))
         train_cfg = m.pop('train_cfg', None)
         seg['train_cfg'] = dict(train_cfg or {})
         test_cfg = dict(m.pop('test_cfg', None) or dict(mode='whole'))
@@ -60,11 +63,30 @@ class ModelSection(SectionBase):
         self._leftover(m, 'model')
         return seg
 
-    def _hrda_segmentor(self, m):
+    def _neck(self, n):
+        """DAFormer's ``SegFormerAdapter`` (the ``sfa_`` ablation) -> the
+        mmplugins neck of the same name and arguments."""
+        n = dict(n or {})
+        if n.get('type') != 'SegFormerAdapter':
+            self._reject('model.neck', n,
+                         "only DAFormer's SegFormerAdapter is converted")
+            return dict(type=n.get('type'))
+        ntype = n.pop('type')
+        out = dict(type=ntype)
+        for k in ('out_layers', 'scales'):
+            if k in n:
+                out[k] = n.pop(k)
+        self._map("model.neck type='SegFormerAdapter'",
+                  "model.segmentor.neck type='SegFormerAdapter'")
+        self._leftover(n, 'model.neck')
+        return out
+
+    def _hrda_segmentor(self, m, output_stride=4):
         """HRDAEncoderDecoder's keys, checked as HRDAEncoderDecoder checks
         them (a value it rejects is unsupported). Reference defaults where
         a key is absent: scales=[1], hr_crop_size=None,
-        crop_coord_divisible=1, feature_scale=1."""
+        crop_coord_divisible=1, feature_scale=1. ``output_stride``: the
+        single-scale head's (DAFormer 4, DeepLabV2 8)."""
         out = {}
         scales = m.pop('scales', [1])
         try:
@@ -98,9 +120,8 @@ class ModelSection(SectionBase):
                 self._map(f'model.{k}', f'model.segmentor.{k}')
         divisible = m.pop('crop_coord_divisible', 1)
         if lr_scale is not None:
-            # DAFormerHead (the only converted single-scale head): output
-            # stride 4; crops must land on whole context output pixels
-            step = HRDA_OUTPUT_STRIDE / lr_scale
+            # crops must land on whole context output pixels
+            step = output_stride / lr_scale
             aligned = step == int(step) and isinstance(divisible, int) and \
                 divisible % int(step) == 0 and (crop_hw is None or all(
                     v % int(step) == 0 for v in crop_hw))
@@ -113,9 +134,11 @@ class ModelSection(SectionBase):
                     'model.crop_coord_divisible/hr_crop_size',
                     (divisible, crop_hw and tuple(crop_hw)),
                     'HRDAEncoderDecoder needs both multiples of output '
-                    f'stride / context scale = {HRDA_OUTPUT_STRIDE} / '
-                    f'{lr_scale:g} (the reference default 1 misaligns the '
-                    'fusion)')
+                    f'stride / context scale = {output_stride} / '
+                    f'{lr_scale:g}: the reference truncates the crop box '
+                    'to the context output grid, which shifts the '
+                    "attention mask against the detail logits; the "
+                    'reference default 1 misaligns it)')
         fd_on = bool((self.ref.get('uda') or {}).get(
             'imnet_feature_dist_lambda', 0))
         if 'feature_scale' in m:
@@ -147,9 +170,13 @@ class ModelSection(SectionBase):
             return None
         b = dict(b)
         btype = b.pop('type', None)
+        if btype in RESNET_BACKBONES:
+            return self._resnet_backbone(btype, b, pretrained)
         if btype not in MIT_SIZES:
             self._reject('model.backbone.type', btype,
-                         'only MiT (mit_b0..mit_b5) backbones are converted')
+                         'only MiT (mit_b0..mit_b5) and ResNet-family ('
+                         f'{", ".join(RESNET_BACKBONES)}) backbones are '
+                         'converted')
             self._leftover(b, 'model.backbone')
             return dict(type=btype)
         style = b.pop('style', None)
@@ -172,6 +199,25 @@ class ModelSection(SectionBase):
         self._leftover(b, 'model.backbone')
         return out
 
+    def _resnet_backbone(self, btype, b, pretrained):
+        """ResNetV1c / ResNeXt / ResNeSt: mmseg 1.x has the same class
+        with the same arguments; the reference's ``pretrained`` (e.g.
+        ``open-mmlab://resnet101_v1c``) becomes a Pretrained init_cfg
+        (mmengine resolves ``open-mmlab://`` names)."""
+        out = dict(type=btype)
+        for k in RESNET_BACKBONES[btype]:
+            if k in b:
+                out[k] = b.pop(k)
+        if 'depth' not in out:
+            self._reject('model.backbone.depth', None,
+                         f'{btype} needs a depth')
+        out['init_cfg'] = (dict(type='Pretrained', checkpoint=pretrained)
+                           if pretrained else None)
+        self._map(f'model.backbone.type={btype!r}',
+                  f'{btype} (mmseg 1.x, same arguments)')
+        self._leftover(b, 'model.backbone')
+        return out
+
     def _decode_head(self, h, hrda=False):
         if h is None:
             self._reject('model.decode_head', None, 'required')
@@ -179,42 +225,129 @@ class ModelSection(SectionBase):
         h = dict(h)
         htype = h.pop('type', None)
         hrda_out = None
+        inner = htype
         if htype == 'HRDAHead':
             single = h.pop('single_scale_head', None)
-            if single != 'DAFormerHead':
+            if single not in HRDA_OUTPUT_STRIDES:
                 self._reject('model.decode_head.single_scale_head', single,
-                             "HRDAHead is converted with 'DAFormerHead' "
-                             'only')
+                             'HRDAHead is converted with '
+                             f'{list(HRDA_OUTPUT_STRIDES)} only')
             if not hrda:
                 self._reject('model.decode_head.type', htype,
                              "HRDAHead needs model.type="
                              "'HRDAEncoderDecoder'")
-            if single != 'DAFormerHead' or not hrda:
+            if single not in HRDA_OUTPUT_STRIDES or not hrda:
                 self._leftover(h, 'model.decode_head')
                 return dict(type=htype)
-            hrda_out = self._hrda_head(h)
+            hrda_out = self._hrda_head(h, single)
+            inner = single
         elif hrda:
             self._reject('model.decode_head.type', htype,
                          "HRDAEncoderDecoder needs type='HRDAHead'")
             self._leftover(h, 'model.decode_head')
             return dict(type=htype)
-        elif htype != 'DAFormerHead':
+        if inner == 'DAFormerHead':
+            out = self._daformer_head(h)
+        elif inner == 'DLV2Head':
+            out = self._dlv2_head(h)
+        elif inner == 'SegFormerHead':
+            out = self._segformer_head(h)
+        elif inner in MMSEG_HEADS:
+            out = self._mmseg_head(inner, h)
+        else:
             self._reject('model.decode_head.type', htype,
-                         'only DAFormerHead (and HRDAHead on it) are '
-                         'converted')
+                         'only DAFormerHead, DLV2Head (and HRDAHead on '
+                         'them), SegFormerHead and mmseg\'s '
+                         f'{", ".join(MMSEG_HEADS)} are converted')
             self._leftover(h, 'model.decode_head')
             return dict(type=htype)
-        out = self._daformer_head(h)
         if hrda_out is None:
             return out
         out.pop('type')
         hrda_out.update(out)
         return hrda_out
 
-    def _hrda_head(self, h):
-        """HRDAHead's own keys (popped from ``h``); the DAFormer part is
-        converted by :meth:`_daformer_head`."""
-        out = dict(type='HRDAHead', single_scale_head='DAFormerHead')
+    def _loss_decode(self, h, out):
+        loss = h.pop('loss_decode', None)
+        if loss is not None:
+            if isinstance(loss, dict) and loss.get('type') == \
+                    'CrossEntropyLoss':
+                out['loss_decode'] = dict(loss)
+            else:
+                self._reject('model.decode_head.loss_decode', loss,
+                             'only CrossEntropyLoss is converted')
+
+    def _mmseg_head(self, htype, h):
+        """A head the reference takes from mmseg unchanged: mmseg 1.x's
+        class of the same name and arguments."""
+        out = dict(type=htype)
+        for k in BASE_HEAD_KEYS + MMSEG_HEADS[htype]:
+            if k in h:
+                out[k] = h.pop(k)
+        self._loss_decode(h, out)
+        self._map(f'model.decode_head (type={htype!r})',
+                  f'model.segmentor.decode_head (mmseg 1.x {htype}, same '
+                  'arguments)')
+        self._leftover(h, 'model.decode_head')
+        return out
+
+    def _segformer_head(self, h):
+        """The reference's ``SegFormerHead`` (SegFormer's original: a
+        plain linear embedding per level, ``embed_dim`` channels, upsampled
+        and concatenated, one ``conv_kernel_size`` ConvModule with the
+        head's norm + ReLU, dropout, a 1x1 classifier of PyTorch's default
+        init) is DAFormerHead with a 'conv' fusion: embed_dims = channels =
+        embed_dim, init_cfg=None (mmseg 1.x's ``SegformerHead`` differs: it
+        puts norm + activation on each level's embedding)."""
+        params = dict(h.pop('decoder_params', None) or {})
+        dim = params.pop('embed_dim', None)
+        k = params.pop('conv_kernel_size', 1)
+        self._leftover(params, 'model.decode_head.decoder_params')
+        if 'channels' in h:
+            self._ignore('model.decode_head.channels', h.pop('channels'),
+                         "ignored (no effect: the reference's SegFormerHead "
+                         'never uses the conv_seg of this width)')
+        out = dict(type='DAFormerHead')
+        for k2 in ('in_channels', 'in_index', 'dropout_ratio', 'num_classes',
+                   'norm_cfg', 'align_corners', 'ignore_index'):
+            if k2 in h:
+                out[k2] = h.pop(k2)
+        if not isinstance(dim, int):
+            self._reject('model.decode_head.decoder_params.embed_dim', dim,
+                         'SegFormerHead needs an int embed_dim')
+        out.update(channels=dim, embed_dims=dim,
+                   fusion_cfg=dict(type='conv', kernel_size=k,
+                                   act_cfg=dict(type='ReLU')),
+                   init_cfg=None)
+        self._loss_decode(h, out)
+        self._map("model.decode_head type='SegFormerHead' (decoder_params "
+                  'embed_dim, conv_kernel_size)',
+                  "model.segmentor.decode_head type='DAFormerHead', "
+                  "embed_dims=channels=embed_dim, fusion_cfg type='conv', "
+                  'init_cfg=None (the classifier keeps PyTorch\'s init, as '
+                  "the reference's linear_pred)")
+        self._leftover(h, 'model.decode_head')
+        return out
+
+    def _dlv2_head(self, h):
+        """The reference's DeepLabV2 head -> mmplugins ``DLV2Head`` (same
+        name, arguments and init_cfg)."""
+        out = dict(type='DLV2Head')
+        for k in ('in_channels', 'in_index', 'dilations', 'num_classes',
+                  'align_corners', 'ignore_index', 'conv_cfg', 'init_cfg'):
+            if k in h:
+                out[k] = h.pop(k)
+        self._loss_decode(h, out)
+        self._map('model.decode_head (DLV2Head)',
+                  'model.segmentor.decode_head (DLV2Head: in_channels, '
+                  'in_index, dilations, num_classes, init_cfg)')
+        self._leftover(h, 'model.decode_head')
+        return out
+
+    def _hrda_head(self, h, single='DAFormerHead'):
+        """HRDAHead's own keys (popped from ``h``); the single-scale part
+        is converted by :meth:`_daformer_head` / :meth:`_dlv2_head`."""
+        out = dict(type='HRDAHead', single_scale_head=single)
         path = 'model.decode_head'
         for k in HRDA_HEAD_COPIED:
             if k in h:
@@ -249,8 +382,8 @@ class ModelSection(SectionBase):
                 self._ignore(f'{path}.debug_output_attention', v,
                              'ignored (no effect)')
         self._map("model.decode_head type='HRDAHead' (single_scale_head="
-                  "'DAFormerHead')", "model.segmentor.decode_head type="
-                  "'HRDAHead' + the DAFormer head's keys")
+                  f"{single!r})", "model.segmentor.decode_head type="
+                  "'HRDAHead' + the single-scale head's keys")
         return out
 
     def _daformer_head(self, h):
@@ -275,17 +408,39 @@ class ModelSection(SectionBase):
                 self._ignore(f'model.decode_head.decoder_params.{k}', v,
                              'ignored (no effect: the mmplugins head embeds '
                              'each level with this linear layer)')
+            elif k == 'embed_neck_cfg' and isinstance(v, dict) and \
+                    v.get('type') == 'rawconv_and_aspp':
+                neck = dict(v)
+                out['embed_neck_cfg'] = {
+                    k2: neck.pop(k2) for k2 in (
+                        'type', 'kernel_size', 'sep', 'dilations', 'pool',
+                        'norm_cfg', 'act_cfg') if k2 in neck}
+                self._leftover(neck, 'model.decode_head.decoder_params.'
+                               'embed_neck_cfg')
+                self._map('model.decode_head.decoder_params.embed_neck_cfg '
+                          "(type='rawconv_and_aspp')",
+                          'model.segmentor.decode_head.embed_neck_cfg')
             else:
                 self._reject(f'model.decode_head.decoder_params.{k}', v,
-                             "only type='mlp' without norm/act")
+                             "only type='mlp' without norm/act (and "
+                             "'rawconv_and_aspp' for embed_neck_cfg)")
         if 'fusion_cfg' in params:
             fusion = dict(params.pop('fusion_cfg'))
             ftype = fusion.pop('type', 'aspp')
-            if ftype != 'aspp':
+            if ftype in ('conv', 'isa'):
+                keys = ('kernel_size', ) if ftype == 'conv' else (
+                    'isa_channels', 'down_factor', 'key_query_num_convs',
+                    'in_conv_kernel_size', 'out_cat_and_conv')
+                out['fusion_cfg'] = dict(type=ftype, **{
+                    k: fusion.pop(k) for k in keys + ('norm_cfg', 'act_cfg')
+                    if k in fusion})
+                self._leftover(fusion,
+                               'model.decode_head.decoder_params.fusion_cfg')
+            elif ftype != 'aspp':
                 self._reject('model.decode_head.decoder_params.fusion_cfg'
                              '.type', ftype,
-                             "the mmplugins DAFormerHead fuses with 'aspp' "
-                             'only')
+                             "the mmplugins DAFormerHead fuses with 'aspp', "
+                             "'conv' or 'isa' only")
             else:
                 out['fusion_cfg'] = {
                     k: fusion.pop(k) for k in ('sep', 'dilations', 'pool',
@@ -294,14 +449,7 @@ class ModelSection(SectionBase):
                 self._leftover(fusion,
                                'model.decode_head.decoder_params.fusion_cfg')
         self._leftover(params, 'model.decode_head.decoder_params')
-        loss = h.pop('loss_decode', None)
-        if loss is not None:
-            if isinstance(loss, dict) and loss.get('type') == \
-                    'CrossEntropyLoss':
-                out['loss_decode'] = dict(loss)
-            else:
-                self._reject('model.decode_head.loss_decode', loss,
-                             'only CrossEntropyLoss is converted')
+        self._loss_decode(h, out)
         # no init_cfg: mmseg 1.x's BaseDecodeHead default (Normal(std=0.01),
         # bias 0 on conv_seg) is the reference's classifier init
         self._map('model.decode_head (DAFormerHead, decoder_params)',

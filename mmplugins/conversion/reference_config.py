@@ -111,7 +111,11 @@ Mapping table (reference key -> mmplugins key)::
                                       act_cfg, norm_cfg); embed_cfg /
                                       embed_neck_cfg type='mlp' without
                                       norm/act: ignored (what the head does);
-                                      fusion type 'conv' etc.: unsupported
+                                      fusion type 'conv' / 'isa' ->
+                                      fusion_cfg (kernel_size / isa_channels,
+                                      down_factor, key_query_num_convs, ...);
+                                      embed_neck_cfg 'rawconv_and_aspp' ->
+                                      embed_neck_cfg
   model.decode_head type='HRDAHead'   model.segmentor.decode_head type=
     (single_scale_head='DAFormerHead')
                                       'HRDAHead', single_scale_head=
@@ -123,10 +127,35 @@ Mapping table (reference key -> mmplugins key)::
                                       hr_slide_inference (set by the
                                       segmentor) and debug_output_attention=
                                       False: ignored (no effect);
-                                      single_scale_head 'DLV2Head' etc.,
+                                      single_scale_head='DLV2Head': the
+                                      DLV2Head part as below, crops aligned
+                                      at output stride 8; other heads,
                                       HRDAHead without HRDAEncoderDecoder
                                       (or the reverse), loss weights with
                                       lr + hr >= 1: unsupported
+  model.backbone type='ResNetV1c' /   the mmseg 1.x class of that name, its
+    'ResNeXt' / 'ResNeSt'             arguments copied (depth, strides,
+                                      dilations, contract_dilation, norm_cfg,
+                                      groups, radix, ...); model.pretrained
+                                      ('open-mmlab://resnet101_v1c', ...) ->
+                                      init_cfg Pretrained
+  model.decode_head type='DLV2Head'   mmplugins DLV2Head (DeepLabV2: sum of
+                                      dilated 3x3 convs): in_channels,
+                                      in_index, dilations, num_classes,
+                                      init_cfg, loss_decode copied
+  model.decode_head type=             mmseg 1.x's head of that name, its
+    'ISAHead' / 'DAHead' /            arguments copied (DAHead: each of its
+    'DepthwiseSeparableASPPHead' /    three outputs supervised, as the
+    'UPerHead'                        reference)
+  model.decode_head type=             DAFormerHead(embed_dims=channels=
+    'SegFormerHead' (decoder_params   embed_dim, fusion_cfg=dict(type='conv',
+    embed_dim, conv_kernel_size)      kernel_size), init_cfg=None): the
+                                      reference's SegFormer head (plain
+                                      linear embeddings, PyTorch-initialised
+                                      classifier); its unused channels
+                                      dropped
+  model.neck type='SegFormerAdapter'  model.segmentor.neck (mmplugins
+                                      SegFormerAdapter, out_layers, scales)
   model.train_cfg / test_cfg          model.segmentor.train_cfg / test_cfg
   data.samples_per_gpu                train_dataloader.batch_size
   data.workers_per_gpu                {train,val,test}_dataloader.num_workers

@@ -86,8 +86,10 @@ def render(conv, src_path: str, out_path: str,
             'UNSUPPORTED (no mmplugins equivalent; NOT converted, written '
             'with --allow-unsupported)', conv.unsupported)
     seg = model.get('segmentor') or model
-    init = (seg.get('backbone') or {}).get('init_cfg') or {}
-    if init.get('checkpoint'):
+    backbone = seg.get('backbone') or {}
+    init = backbone.get('init_cfg') or {}
+    if init.get('checkpoint') and \
+            backbone.get('type') == 'MixVisionTransformer':
         header += [
             f"# NB: the backbone checkpoint {init['checkpoint']!r} loads as "
             "the reference's: SegFormer's original",

@@ -61,9 +61,38 @@ HRDA_SEG_KEYS = ('scales', 'hr_crop_size', 'feature_scale',
 HRDA_HEAD_COPIED = ('attention_classwise', 'hr_loss_weight',
                     'lr_loss_weight', 'attention_embed_dim',
                     'fixed_attention')
-#: output stride of the DAFormer head (the only converted HRDA
-#: single_scale_head)
-HRDA_OUTPUT_STRIDE = 4
+#: HRDA single_scale_head -> its output stride (the reference's
+#: ``HRDAHead.os``): crops must land on whole context output pixels
+HRDA_OUTPUT_STRIDES = {'DAFormerHead': 4, 'DLV2Head': 8}
+
+#: ResNet-family backbones (mmseg 0.x and 1.x register the same classes
+#: with the same arguments) -> the keys copied under the same name
+_RESNET_KEYS = ('depth', 'in_channels', 'stem_channels', 'base_channels',
+                'num_stages', 'strides', 'dilations', 'out_indices',
+                'style', 'frozen_stages', 'conv_cfg', 'norm_cfg',
+                'norm_eval', 'multi_grid', 'contract_dilation', 'with_cp',
+                'zero_init_residual')
+RESNET_BACKBONES = {
+    'ResNetV1c': _RESNET_KEYS,
+    'ResNeXt': _RESNET_KEYS + ('groups', 'base_width'),
+    'ResNeSt': _RESNET_KEYS + ('groups', 'base_width', 'radix',
+                               'reduction_factor', 'avg_down_stride'),
+}
+
+#: mmseg heads the reference uses unchanged (upstream mmseg 0.x code, only
+#: ``seg_weight`` added) and that mmseg 1.x has with the same arguments ->
+#: their own keys (BaseDecodeHead's are copied for all)
+MMSEG_HEADS = {
+    'ISAHead': ('isa_channels', 'down_factor'),
+    'DepthwiseSeparableASPPHead': ('dilations', 'c1_in_channels',
+                                   'c1_channels'),
+    'UPerHead': ('pool_scales', ),
+    'DAHead': ('pam_channels', ),
+}
+BASE_HEAD_KEYS = ('in_channels', 'in_index', 'channels', 'dropout_ratio',
+                  'num_classes', 'norm_cfg', 'act_cfg', 'conv_cfg',
+                  'align_corners', 'ignore_index', 'input_transform',
+                  'init_cfg')
 
 #: reference dataset type -> mmseg 1.x / mmplugins type (same name, files,
 #: suffixes and classes): GTA, SYNTHIA and ACDC are mmplugins', Cityscapes

@@ -24,10 +24,10 @@ def generate_experiment_cfgs(id):
     # as the reference: reads its configs relative to the repo root
     Config.fromfile('configs/_base_/dacs.py')
     cfgs = []
-    for seed, backbone in ((0, 'mit_b0'), (1, 'mit_b0'), (0, 'ResNetV1c')):
+    for seed, backbone in ((0, 'mit_b0'), (1, 'mit_b0'), (0, 'HRNet')):
         model = dict(backbone=dict(type=backbone))
-        if backbone == 'ResNetV1c':
-            model['backbone']['depth'] = 101
+        if backbone == 'HRNet':
+            model['backbone']['extra'] = 1
         cfgs.append(dict(_base_=['_base_/dacs.py'], seed=seed, model=model,
                          name=f'x{id}_{backbone}_s{seed}', exp=id,
                          n_gpus=1))
@@ -64,13 +64,13 @@ def test_sweep_counts_and_blockers(tmp_path, monkeypatch):
     exp1 = rows['MIC exp1']
     assert (exp1['total'], exp1['converted'], exp1['preflight'],
             exp1['built']) == (3, 2, 2, 2)
-    assert exp1['goal'] == 2 and exp1['goal_built'] == 2  # ResNet: no goal
+    assert exp1['goal'] == 2 and exp1['goal_built'] == 2  # HRNet: no goal
     assert rows['MIC exp2']['crash'] == 1  # generation failed: reported
     pre = rows['MIC configs/mic']
     assert pre['total'] == 1 and pre['converted'] == 0
     blockers = {(b['category'], b['detail']): b['count']
                 for b in data['blockers']}
-    assert blockers[('new backbone', 'ResNetV1c')] == 1
+    assert blockers[('new backbone', 'HRNet')] == 1
     assert blockers[('option', 'uda.my_new_key')] == 1
     assert 'provenance' in data
     # the launcher's fields, as run_experiments.py writes them

@@ -38,9 +38,11 @@ def test_missing_config_file():
 
 # ---- one source of truth: the pre-flight accepts what the modules accept --
 def _head_cfg(fusion_type):
+    fusion = dict(type=fusion_type)
+    if fusion_type == 'isa':
+        fusion['isa_channels'] = 4
     return dict(type='DAFormerHead', in_channels=[8, 8], in_index=[0, 1],
-                channels=8, embed_dims=8, num_classes=3,
-                fusion_cfg=dict(type=fusion_type))
+                channels=8, embed_dims=8, num_classes=3, fusion_cfg=fusion)
 
 
 def _preflight(model):
@@ -65,16 +67,17 @@ def test_nested_types_are_the_ones_the_head_builds():
     from mmplugins.models.decode_heads.daformer_head import (DAFormerHead,
                                                              FUSION_TYPES)
     assert DAFormerHead.NESTED_TYPES['fusion_cfg'] == FUSION_TYPES
-    assert set(FUSION_TYPES) == {'aspp', 'conv'}
+    assert set(FUSION_TYPES) == {'aspp', 'conv', 'isa'}
     for t in FUSION_TYPES:
         _preflight(_head_cfg(t))
         assert _build(_head_cfg(t)).fusion_cfg['type'] == t
     with pytest.raises(KeyError) as e:
-        _preflight(_head_cfg('isa'))
+        _preflight(_head_cfg('sepaspp'))
     msg = str(e.value)
-    assert '`model.fusion_cfg.type`' in msg and "['aspp', 'conv']" in msg
-    with pytest.raises(ValueError, match="'isa'"):
-        _build(_head_cfg('isa'))
+    assert '`model.fusion_cfg.type`' in msg and \
+        "['aspp', 'conv', 'isa']" in msg
+    with pytest.raises(ValueError, match="'sepaspp'"):
+        _build(_head_cfg('sepaspp'))
 
 
 def test_nested_types_reach_through_hrda_and_decoder_params():

@@ -652,7 +652,7 @@ uda = dict(type='AdvSeg', print_grad_magnitude=True)
 model = dict(type='HRDAEncoderDecoder', scales=[1, 0.5],
              hr_crop_size=(192, 192), crop_coord_divisible=8,
              feature_scale='all',
-             decode_head=dict(type='HRDAHead', single_scale_head='DLV2Head',
+             decode_head=dict(type='HRDAHead', single_scale_head='UPerHead',
                               hr_loss_weight=0.1))
 data = dict(train=dict(sync_crop_size=[384, 384], my_sampler=1))
 '''
@@ -676,7 +676,7 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
     assert err.count('error:') == 1, err
     assert 'uda.print_grad_magnitude=True has no equivalent' in err
     assert "uda.type='AdvSeg' has no equivalent" in err
-    assert "model.decode_head.single_scale_head='DLV2Head' has no " \
+    assert "model.decode_head.single_scale_head='UPerHead' has no " \
         'equivalent' in err
     assert "model.feature_scale='all' has no equivalent" in err
     assert 'data.train.my_sampler=1 has no equivalent' in err
@@ -687,9 +687,9 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
 
 
 @pytest.mark.parametrize('extra, expected', [
-    # DeepLabV2 as the single-scale head
-    ("model = dict(decode_head=dict(single_scale_head='DLV2Head'))",
-     "model.decode_head.single_scale_head='DLV2Head'"),
+    # a head HRDAHead cannot hold (the reference raises NotImplementedError)
+    ("model = dict(decode_head=dict(single_scale_head='UPerHead'))",
+     "model.decode_head.single_scale_head='UPerHead'"),
     # no detail crop (the reference's default hr_crop_size=None)
     ('model = dict(hr_crop_size=None)', 'model.hr_crop_size=None'),
     # the reference's default crop_coord_divisible=1: misaligned fusion

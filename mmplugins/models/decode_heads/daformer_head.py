@@ -24,6 +24,8 @@ from mmseg.models.utils import resize
 
 from mmplugins.registry import register_module
 
+from .isa_fusion import ISAFusion
+
 #: DAFormer's fusion: sep-conv ASPP on the concatenated embeddings.
 DEFAULT_FUSION_CFG = dict(sep=True, dilations=(1, 6, 12, 18), pool=False)
 
@@ -83,9 +85,16 @@ class ASPPFusion(nn.Module):
 
 
 #: fusion_cfg types DAFormerHead builds itself (the reference's names)
-FUSION_TYPES = ('aspp', 'conv')
-#: decoder_params.embed_cfg / embed_neck_cfg types it builds
+FUSION_TYPES = ('aspp', 'conv', 'isa')
+#: decoder_params.embed_cfg types it builds
 EMBED_TYPES = ('mlp', )
+#: embed_neck_cfg (the last level's embedding) types it builds
+EMBED_NECK_TYPES = ('mlp', 'rawconv_and_aspp')
+_ISA_KEYS = {'type', 'isa_channels', 'down_factor', 'key_query_num_convs',
+             'in_conv_kernel_size', 'out_cat_and_conv', 'norm_cfg',
+             'act_cfg'}
+_NECK_KEYS = {'type', 'kernel_size', 'sep', 'dilations', 'pool', 'norm_cfg',
+              'act_cfg'}
 
 
 @register_module('models', toolboxes=('mmseg', ))
@@ -106,16 +115,28 @@ class DAFormerHead(BaseDecodeHead):
             ``sep`` (bool, depthwise-separable 3x3 branches), ``dilations``
             (positive ints), ``pool`` (bool, image-pooling branch); or a
             plain conv (``type='conv'``, ``kernel_size``) as DAFormer's
-            ``conv`` fusion that HRDA's scale-attention head uses. Both take
-            optional ``norm_cfg`` / ``act_cfg`` (default: the head's).
+            ``conv`` fusion that HRDA's scale-attention head uses; or one
+            interlaced sparse self-attention layer (``type='isa'``,
+            ``isa_channels``, ``down_factor`` (8, 8),
+            ``key_query_num_convs`` 2, ``in_conv_kernel_size`` 1,
+            ``out_cat_and_conv`` False; see :class:`ISAFusion`), DAFormer's
+            ISA ablation. All take optional ``norm_cfg`` / ``act_cfg``
+            (default: the head's).
             Defaults to ``dict(sep=True, dilations=(1, 6, 12, 18),
             pool=False)``.
+        embed_neck_cfg (dict, optional): The last level's embedding: None
+            or ``type='mlp'`` (the linear layer of the other levels), or
+            ``type='rawconv_and_aspp'`` (DAFormer's "bottleneck" ablation:
+            a plain ``kernel_size`` conv to ``embed_dims`` then an ASPP of
+            ``sep`` / ``dilations`` / ``pool`` with a 3x3 bottleneck, as
+            :class:`ASPPFusion`; ``norm_cfg`` / ``act_cfg`` default to the
+            head's). Defaults to None.
         decoder_params (dict, optional): The original DAFormer config block
-            (``embed_dims``, ``embed_cfg``/``embed_neck_cfg`` of type
-            ``'mlp'``, ``fusion_cfg`` of type ``'aspp'`` or ``'conv'``),
-            accepted so that
-            DAFormer configs port unchanged; overrides ``embed_dims`` and
-            ``fusion_cfg``. Defaults to None.
+            (``embed_dims``, ``embed_cfg`` of type ``'mlp'``,
+            ``embed_neck_cfg`` as above or ``'same_as_embed_cfg'``,
+            ``fusion_cfg`` of a type above), accepted so that DAFormer
+            configs port unchanged; overrides ``embed_dims``,
+            ``embed_neck_cfg`` and ``fusion_cfg``. Defaults to None.
         **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``,
             ``in_index``, ``dropout_ratio``, ``norm_cfg``, ``act_cfg``,
             ``align_corners``, ``loss_decode``, ...). ``input_transform`` is
@@ -133,7 +154,8 @@ class DAFormerHead(BaseDecodeHead):
         'fusion_cfg': FUSION_TYPES,
         'decoder_params.fusion_cfg': FUSION_TYPES,
         'decoder_params.embed_cfg': EMBED_TYPES,
-        'decoder_params.embed_neck_cfg': EMBED_TYPES,
+        'decoder_params.embed_neck_cfg': EMBED_NECK_TYPES,
+        'embed_neck_cfg': EMBED_NECK_TYPES,
     }
 
     def __init__(self,
@@ -141,6 +163,7 @@ class DAFormerHead(BaseDecodeHead):
                  channels: int = 256,
                  embed_dims: Union[int, Sequence[int]] = 256,
                  fusion_cfg: dict = DEFAULT_FUSION_CFG,
+                 embed_neck_cfg: Optional[dict] = None,
                  decoder_params: Optional[dict] = None,
                  **kwargs):
         if 'input_transform' in kwargs and \
@@ -162,8 +185,9 @@ class DAFormerHead(BaseDecodeHead):
                              f'as in_channels={list(in_channels)}, but got '
                              f'in_index={in_index!r}')
         if decoder_params is not None:
-            embed_dims, fusion_cfg = self._from_decoder_params(
-                decoder_params, embed_dims, fusion_cfg)
+            embed_dims, fusion_cfg, embed_neck_cfg = \
+                self._from_decoder_params(decoder_params, embed_dims,
+                                          fusion_cfg, embed_neck_cfg)
         super().__init__(in_channels, channels,
                          input_transform='multiple_select', **kwargs)
 
@@ -179,13 +203,33 @@ class DAFormerHead(BaseDecodeHead):
                              f'embed_dims={embed_dims!r}')
         self.embed_dims = list(embed_dims)
         self.fusion_cfg = self._check_fusion_cfg(fusion_cfg)
+        self.embed_neck_cfg = self._check_neck_cfg(embed_neck_cfg)
 
         self.embed_layers = nn.ModuleList(
             nn.Conv2d(c, d, kernel_size=1)
             for c, d in zip(self.in_channels, self.embed_dims))
+        neck = self.embed_neck_cfg
+        if neck is not None:
+            k, d = neck['kernel_size'], self.embed_dims[-1]
+            self.embed_layers[-1] = nn.Sequential(
+                nn.Conv2d(self.in_channels[-1], d, k, padding=k // 2),
+                ASPPFusion(d, d, dilations=neck['dilations'],
+                           sep=neck['sep'], pool=neck['pool'],
+                           norm_cfg=neck.get('norm_cfg', self.norm_cfg),
+                           act_cfg=neck.get('act_cfg', self.act_cfg),
+                           align_corners=self.align_corners))
         norm_cfg = self.fusion_cfg.get('norm_cfg', self.norm_cfg)
         act_cfg = self.fusion_cfg.get('act_cfg', self.act_cfg)
-        if self.fusion_cfg['type'] == 'conv':
+        if self.fusion_cfg['type'] == 'isa':
+            f = self.fusion_cfg
+            self.fuse_layer = ISAFusion(
+                sum(self.embed_dims), self.channels, f['isa_channels'],
+                down_factor=tuple(f.get('down_factor', (8, 8))),
+                key_query_num_convs=f.get('key_query_num_convs', 2),
+                in_conv_kernel_size=f.get('in_conv_kernel_size', 1),
+                out_cat_and_conv=f.get('out_cat_and_conv', False),
+                norm_cfg=norm_cfg, act_cfg=act_cfg)
+        elif self.fusion_cfg['type'] == 'conv':
             k = self.fusion_cfg['kernel_size']
             self.fuse_layer = ConvModule(
                 sum(self.embed_dims), self.channels, k, padding=k // 2,
@@ -202,18 +246,47 @@ class DAFormerHead(BaseDecodeHead):
                 align_corners=self.align_corners)
 
     @staticmethod
-    def _from_decoder_params(params: dict, embed_dims, fusion_cfg):
+    def _from_decoder_params(params: dict, embed_dims, fusion_cfg,
+                             embed_neck_cfg):
         params = dict(params)
-        for key in ('embed_cfg', 'embed_neck_cfg'):
+        for key, types in (('embed_cfg', EMBED_TYPES),
+                           ('embed_neck_cfg', EMBED_NECK_TYPES)):
             cfg = params.get(key)
             if cfg == 'same_as_embed_cfg' or cfg is None:
                 continue
-            if cfg.get('type') not in EMBED_TYPES:
+            if cfg.get('type') not in types:
                 raise ValueError(f'DAFormerHead: decoder_params.{key} type '
-                                 f'must be one of {list(EMBED_TYPES)}, but '
+                                 f'must be one of {list(types)}, but '
                                  f"got {cfg.get('type')!r}")
+        neck = params.get('embed_neck_cfg', embed_neck_cfg)
+        if neck == 'same_as_embed_cfg':
+            neck = None
         fusion = dict(params.get('fusion_cfg', fusion_cfg))
-        return params.get('embed_dims', embed_dims), fusion
+        return params.get('embed_dims', embed_dims), fusion, neck
+
+    @staticmethod
+    def _check_neck_cfg(cfg: Optional[dict]) -> Optional[dict]:
+        """None for the plain linear embedding, else the checked
+        'rawconv_and_aspp' dict."""
+        if cfg is None or (isinstance(cfg, dict) and
+                           cfg.get('type') == 'mlp'):
+            return None
+        if not isinstance(cfg, dict) or \
+                cfg.get('type') not in EMBED_NECK_TYPES:
+            raise ValueError('DAFormerHead: embed_neck_cfg type must be one '
+                             f'of {list(EMBED_NECK_TYPES)}, but got '
+                             f'embed_neck_cfg={cfg!r}')
+        unknown = set(cfg) - _NECK_KEYS
+        k = cfg.get('kernel_size', 1)
+        if unknown or not (isinstance(k, int) and k >= 1 and k % 2):
+            raise ValueError(
+                "DAFormerHead: embed_neck_cfg of type 'rawconv_and_aspp' "
+                f'takes {sorted(_NECK_KEYS)} with an odd kernel_size, but '
+                f'got embed_neck_cfg={cfg!r}')
+        aspp = DAFormerHead._check_fusion_cfg(
+            {k2: v for k2, v in cfg.items() if k2 not in ('type',
+                                                        'kernel_size')})
+        return dict(aspp, type='rawconv_and_aspp', kernel_size=k)
 
     @staticmethod
     def _check_fusion_cfg(cfg: dict) -> dict:
@@ -231,6 +304,16 @@ class DAFormerHead(BaseDecodeHead):
                     "DAFormerHead: fusion_cfg of type 'conv' takes an odd "
                     'kernel_size >= 1 and optional norm_cfg/act_cfg, but got '
                     f'fusion_cfg={cfg!r}')
+            return cfg
+        if ftype == 'isa':
+            cfg = dict(cfg)
+            unknown = set(cfg) - _ISA_KEYS
+            c = cfg.get('isa_channels')
+            if unknown or not (isinstance(c, int) and c > 0):
+                raise ValueError(
+                    "DAFormerHead: fusion_cfg of type 'isa' takes "
+                    f'{sorted(_ISA_KEYS)} with a positive int isa_channels,'
+                    f' but got fusion_cfg={cfg!r}')
             return cfg
         if ftype not in FUSION_TYPES:
             raise ValueError('DAFormerHead: fusion_cfg type must be one of '

@@ -40,6 +40,10 @@ from .daformer_head import DAFormerHead
 
 Box = Tuple[int, int, int, int]  # (y1, y2, x1, x2)
 
+#: per-scale heads HRDAHead builds -> their output stride (the reference's
+#: ``self.os``)
+SINGLE_SCALE_HEADS = {'DAFormerHead': 4, 'DLV2Head': 8}
+
 
 def scale_box(box: Box, divisor: float) -> Box:
     """``box / divisor``, truncated to ints (the reference's
@@ -103,8 +107,12 @@ class HRDAHead(BaseDecodeHead):
     """Multi-resolution decode head of HRDA.
 
     Args:
-        single_scale_head (str): Type of the per-scale head; only
-            ``'DAFormerHead'`` (the reference's HRDA-on-DAFormer).
+        single_scale_head (str): Type of the per-scale head, one of
+            :data:`SINGLE_SCALE_HEADS`: ``'DAFormerHead'`` (output stride
+            4; the attention head fuses with a 1x1 conv of
+            ``attention_embed_dim`` channels) or ``'DLV2Head'`` (DeepLabV2,
+            output stride 8 on the dilated ResNet; the attention head is a
+            second DLV2Head of the same dilations, as in the reference).
         lr_loss_weight (float): Weight of the loss of the context output,
             the attention-weighted ``(1 - a) * lr`` (as the reference
             supervises it), on the full label. Defaults to 0.
@@ -138,10 +146,10 @@ class HRDAHead(BaseDecodeHead):
                  enable_hr_crop: bool = False,
                  hr_slide_inference: bool = True,
                  **kwargs):
-        if single_scale_head != 'DAFormerHead':
+        if single_scale_head not in SINGLE_SCALE_HEADS:
             raise ValueError(
-                "HRDAHead: single_scale_head must be 'DAFormerHead' (the "
-                'reference configuration), but got '
+                'HRDAHead: single_scale_head must be one of '
+                f'{list(SINGLE_SCALE_HEADS)} (the reference\'s), but got '
                 f'single_scale_head={single_scale_head!r}')
         for name, w in (('lr_loss_weight', lr_loss_weight),
                         ('hr_loss_weight', hr_loss_weight)):
@@ -156,20 +164,24 @@ class HRDAHead(BaseDecodeHead):
         head_cfg = copy.deepcopy(kwargs)
         head_cfg['type'] = single_scale_head
         attn_cfg = copy.deepcopy(head_cfg)
-        attn_cfg['channels'] = attention_embed_dim
-        attn_cfg.pop('decoder_params', None)
-        attn_cfg['embed_dims'] = attention_embed_dim
-        # the reference swaps DAFormer's ASPP fusion for a 1x1 conv here
-        attn_cfg['fusion_cfg'] = dict(
-            type='conv', kernel_size=1, act_cfg=dict(type='ReLU'),
-            norm_cfg=kwargs.get('norm_cfg'))
+        if single_scale_head == 'DAFormerHead':
+            attn_cfg['channels'] = attention_embed_dim
+            attn_cfg.pop('decoder_params', None)
+            attn_cfg['embed_dims'] = attention_embed_dim
+            # the reference swaps DAFormer's ASPP fusion for a 1x1 conv here
+            attn_cfg['fusion_cfg'] = dict(
+                type='conv', kernel_size=1, act_cfg=dict(type='ReLU'),
+                norm_cfg=kwargs.get('norm_cfg'))
+            for key in ('decoder_params', 'embed_dims', 'fusion_cfg'):
+                kwargs.pop(key, None)
+            kwargs['input_transform'] = 'multiple_select'
+        else:  # DLV2Head: the attention is a second DeepLabV2 head
+            kwargs.pop('dilations', None)
+            kwargs['channels'] = 1
         if not attention_classwise:
             attn_cfg['num_classes'] = 1
-        for key in ('decoder_params', 'embed_dims', 'fusion_cfg'):
-            kwargs.pop(key, None)
         # the outer head only holds the losses: its own classifier is unused
         kwargs['init_cfg'] = None
-        kwargs['input_transform'] = 'multiple_select'
         super().__init__(**kwargs)
         del self.conv_seg
         del self.dropout
@@ -188,7 +200,9 @@ class HRDAHead(BaseDecodeHead):
         self.scales = sorted(scales)
         self.enable_hr_crop = enable_hr_crop
         self.hr_slide_inference = hr_slide_inference
-        self.output_stride = 4  # DAFormer on MiT: 1/4 of its input
+        # the reference's fixed strides: DAFormer on MiT 1/4, DLV2 on the
+        # dilated ResNet 1/8
+        self.output_stride = SINGLE_SCALE_HEADS[single_scale_head]
 
     # ------------------------------------------------------------ forward
     def attention(self, lr_feats: List[Tensor]) -> Union[Tensor, float]:

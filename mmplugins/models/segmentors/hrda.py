@@ -100,7 +100,8 @@ class HRDAEncoderDecoder(BatchedSlideEncoderDecoder):
                 decode_head.get('type') not in ('HRDAHead', HRDAHead):
             raise ValueError(
                 'HRDAEncoderDecoder: decode_head must be an HRDAHead '
-                "(type='HRDAHead', single_scale_head='DAFormerHead', ...), "
+                "(type='HRDAHead', single_scale_head='DAFormerHead' or "
+                "'DLV2Head', ...), "
                 f"but got type={dict(decode_head).get('type')!r}")
         scales = sorted(float(s) for s in scales)
         if len(scales) != 2 or scales[1] != 1 or not 0 < scales[0] < 1:

@@ -48,6 +48,11 @@ from .utils import (CLASS_MIX_POOLS, STRONG_AUG_GATES, TEACHER_BUFFERS,
 _DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, )
 
 
+#: heads whose forward returns several logits (the prediction first) ->
+#: the log names of their loss terms ('' = the prediction's, ``src.loss_ce``)
+MULTI_OUTPUT_NAMES = {'DAHead': ['', 'pam', 'cam']}
+
+
 def _is_drop_path(m: nn.Module) -> bool:
     return type(m).__name__ in ('DropPath', 'DropPathV2')
 
@@ -415,8 +420,18 @@ class UDASegmentor(BaseSegmentor):
         terms too unless ``scale_detail=False`` (MIC's ``mask_lambda``:
         the reference scales ``decode.loss_seg`` only)."""
         head = self.student_module.decode_head
-        terms = (head.loss_terms(logits, label, weight) if isinstance(
-            logits, dict) else [('', 1.0, logits, label, weight)])
+        if isinstance(logits, dict):
+            terms = head.loss_terms(logits, label, weight)
+        elif isinstance(logits, (tuple, list)):
+            # a multi-output head (mmseg's DAHead: pam_cam, pam, cam): the
+            # first output is the prediction, each output its own loss
+            names = MULTI_OUTPUT_NAMES.get(
+                type(head).__name__,
+                [''] + [f'out{i}' for i in range(1, len(logits))])
+            terms = [(n, 1.0, lg, label, weight)
+                     for n, lg in zip(names, logits)]
+        else:
+            terms = [('', 1.0, logits, label, weight)]
         losses_decode = (head.loss_decode if isinstance(
             head.loss_decode, nn.ModuleList) else [head.loss_decode])
         out: Dict[str, Tensor] = {}
@@ -655,6 +670,8 @@ class UDASegmentor(BaseSegmentor):
         """``valid_mask``: (N, H, W) dataset-level valid-pseudo-label mask
         (``target.crop_pseudo_margins``), multiplied into the weight."""
         logits = teacher(tgt_img, None, mode='tensor')
+        if isinstance(logits, (tuple, list)):  # multi-output head
+            logits = logits[0]
         logits = resize(logits, size=tgt_img.shape[-2:], mode='bilinear',
                         align_corners=self.align_corners)
         return pseudo_label_and_weight(logits, threshold, *self.pseudo_ignore,

@@ -1,0 +1,1 @@
+"""mmplugins.models.necks"""

@@ -122,23 +122,30 @@ class ModelSection(SectionBase):
         if lr_scale is not None:
             # crops must land on whole context output pixels
             step = output_stride / lr_scale
-            aligned = step == int(step) and isinstance(divisible, int) and \
-                divisible % int(step) == 0 and (crop_hw is None or all(
-                    v % int(step) == 0 for v in crop_hw))
-            if aligned:
+            whole = step == int(step) and (crop_hw is None or all(
+                v % int(step) == 0 for v in crop_hw))
+            aligned = whole and isinstance(divisible, int) and \
+                divisible % int(step) == 0
+            if aligned or (whole and isinstance(divisible, int)):
                 out['crop_coord_divisible'] = divisible
                 self._map('model.crop_coord_divisible',
                           'model.segmentor.crop_coord_divisible')
+                if not aligned:
+                    # the reference truncates the box to the context grid
+                    out['allow_misaligned_crop'] = True
+                    self._map(
+                        f'model.crop_coord_divisible={divisible} (not a '
+                        f'multiple of {output_stride} / {lr_scale:g})',
+                        'model.segmentor.allow_misaligned_crop=True (crop '
+                        'corners truncated to the context grid, as the '
+                        'reference)')
             else:
                 self._reject(
                     'model.crop_coord_divisible/hr_crop_size',
                     (divisible, crop_hw and tuple(crop_hw)),
-                    'HRDAEncoderDecoder needs both multiples of output '
-                    f'stride / context scale = {output_stride} / '
-                    f'{lr_scale:g}: the reference truncates the crop box '
-                    'to the context output grid, which shifts the '
-                    "attention mask against the detail logits; the "
-                    'reference default 1 misaligns it)')
+                    'HRDAEncoderDecoder needs hr_crop_size a multiple of '
+                    f'output stride / context scale = {output_stride} / '
+                    f'{lr_scale:g}')
         fd_on = bool((self.ref.get('uda') or {}).get(
             'imnet_feature_dist_lambda', 0))
         if 'feature_scale' in m:

@@ -221,6 +221,35 @@ def test_stock_mmseg_loss_path():
     assert set(losses) == {'decode.loss_ce', 'decode.hr.loss_ce'}
 
 
+def test_misaligned_crop_corners_truncated_as_the_reference():
+    """allow_misaligned_crop: crop corners on a 4 px grid while one context
+    output pixel is 8 px (output stride 4 at 0.5): the reference's
+    scale_box truncation int(v / 8), a box of the crop's size either way."""
+    from mmplugins.models.decode_heads.hrda_head import scale_box
+    with pytest.raises(ValueError, match='allow_misaligned_crop'):
+        build(hrda_cfg(crop_coord_divisible=4))
+    m = build(hrda_cfg(crop_coord_divisible=4,
+                       allow_misaligned_crop=True)).train()
+    assert m.allow_misaligned_crop
+    assert scale_box((4, 36, 12, 44), 8) == (0, 4, 1, 5)
+    assert scale_box((12, 44, 4, 36), 8) == (1, 5, 0, 4)
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(3)
+    samples = []
+    for _ in range(2):
+        ds = SegDataSample()
+        ds.gt_sem_seg = PixelData(data=torch.randint(0, C, (1, 64, 64)))
+        samples.append(ds)
+    for _ in range(4):  # several random boxes, most of them misaligned
+        losses = m(torch.randn(2, 3, 64, 64), samples, mode='loss')
+        assert all(torch.isfinite(v) for v in losses.values())
+    # the hr crop size must still be a multiple of the grid
+    with pytest.raises(ValueError, match='hr_crop_size'):
+        build(hrda_cfg(hr_crop=(36, 36), crop_coord_divisible=4,
+                       allow_misaligned_crop=True))
+
+
 # --------------------------------------------------------------- bad input
 @pytest.mark.parametrize('change,match', [
     (dict(scales=[1, 1]), 'scales'),

@@ -692,9 +692,9 @@ def test_unsupported_keys_one_error_naming_each(tmp_path):
      "model.decode_head.single_scale_head='UPerHead'"),
     # no detail crop (the reference's default hr_crop_size=None)
     ('model = dict(hr_crop_size=None)', 'model.hr_crop_size=None'),
-    # the reference's default crop_coord_divisible=1: misaligned fusion
-    ('model = dict(crop_coord_divisible=1)',
-     'model.crop_coord_divisible/hr_crop_size=(1, (192, 192))'),
+    # a detail crop that is not a multiple of the context grid
+    ('model = dict(hr_crop_size=(196, 196))',
+     'model.crop_coord_divisible/hr_crop_size=(16, (196, 196))'),
     ('model = dict(scales=[1, 0.5, 0.25])', 'model.scales=[1, 0.5, 0.25]'),
     ("model = dict(feature_scale='all')", "model.feature_scale='all'"),
     ('model = dict(feature_scale=1)', 'model.feature_scale=1'),
@@ -937,3 +937,19 @@ def test_sync_crop_size_maps_to_the_dataset_and_the_pad_size(tmp_path):
     cfg = preflight(out)
     assert cfg.train_dataloader.dataset.sync_crop_size == (128, 96)
     assert cfg.model.data_preprocessor.size == (128, 96)
+
+
+def test_misaligned_crop_corners_convert_as_the_reference(tmp_path):
+    """The reference's default crop_coord_divisible=1 truncates the crop
+    box to the context grid: converted with allow_misaligned_crop=True."""
+    src = _hrda_ref(tmp_path, 'model = dict(crop_coord_divisible=1)')
+    out = tmp_path / 'mis.py'
+    conv = crc.convert_file(str(src), str(out))
+    seg = preflight(out).model.segmentor
+    assert seg.crop_coord_divisible == 1 and seg.allow_misaligned_crop
+    assert any('allow_misaligned_crop=True' in m for m in conv.mapped)
+    aligned = crc.convert_file(str(_hrda_ref(tmp_path)),
+                               str(tmp_path / 'al.py'))
+    assert 'allow_misaligned_crop' not in Config.fromfile(
+        str(tmp_path / 'al.py')).model.segmentor
+    assert not aligned.unsupported

@@ -78,6 +78,15 @@ class HRDAEncoderDecoder(BatchedSlideEncoderDecoder):
             (8 for ``s = 0.5``). Defaults to 1 (then set it!).
         blur_hr_crop (bool): Down-up-sample the detail input (ablation of
             the reference). Defaults to False.
+        allow_misaligned_crop (bool): Accept a ``crop_coord_divisible``
+            that is not a multiple of output stride / context scale, as the
+            reference does (its default 1; DeepLabV2's 8 with stride 8 at
+            0.5; 8 at scale 0.25): the crop box is then truncated to the
+            context output grid (``int(v / step)``, the reference's
+            ``scale_box``), so the attention mask can sit up to one context
+            pixel off the detail logits. ``hr_crop_size`` must still be a
+            multiple. Defaults to False (an error); converted reference
+            configs set it where the reference ran that way.
         feature_scale (float): Scale of the features the ImageNet feature
             distance uses (the context's, 0.5). Defaults to the context
             scale.
@@ -95,6 +104,7 @@ class HRDAEncoderDecoder(BatchedSlideEncoderDecoder):
                  crop_coord_divisible: int = 1,
                  blur_hr_crop: bool = False,
                  feature_scale: Optional[float] = None,
+                 allow_misaligned_crop: bool = False,
                  **kwargs):
         if not isinstance(decode_head, dict) or \
                 decode_head.get('type') not in ('HRDAHead', HRDAHead):
@@ -122,15 +132,21 @@ class HRDAEncoderDecoder(BatchedSlideEncoderDecoder):
                              'supported (as in the reference)')
         os_ = self.decode_head.output_stride
         step = os_ / scales[0]
-        if step != int(step) or crop_coord_divisible % int(step) or any(
-                v % int(step) for v in hr_crop_size):
+        corners_ok = step == int(step) and \
+            crop_coord_divisible % int(step) == 0
+        if step != int(step) or any(v % int(step) for v in hr_crop_size) \
+                or not (corners_ok or allow_misaligned_crop):
             raise ValueError(
                 'HRDAEncoderDecoder: the detail crop must land on whole '
                 f'context output pixels: crop_coord_divisible and '
                 f'hr_crop_size must be multiples of output_stride / scale = '
                 f'{os_} / {scales[0]} = {step:g}, but got '
                 f'crop_coord_divisible={crop_coord_divisible}, '
-                f'hr_crop_size={tuple(hr_crop_size)}')
+                f'hr_crop_size={tuple(hr_crop_size)} (the reference truncates '
+                'misaligned crop corners to the context grid: '
+                'allow_misaligned_crop=True does the same, with hr_crop_size '
+                'a multiple)')
+        self.allow_misaligned_crop = allow_misaligned_crop
         if feature_scale is None:
             feature_scale = scales[0]
         if feature_scale != scales[0]:

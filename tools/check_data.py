@@ -162,9 +162,10 @@ def _kind_of(dataset) -> str:
     mod = type(dataset).__module__
     if hasattr(dataset, 'source') and hasattr(dataset, 'target'):
         return 'uda'
-    for name in ('mmseg', 'mmdet', 'mmpretrain'):
+    for name in ('mmseg', 'mmdet', 'mmyolo', 'mmpretrain'):
         if mod.startswith(name):
-            return {'mmseg': 'seg', 'mmdet': 'det', 'mmpretrain': 'cls'}[name]
+            return {'mmseg': 'seg', 'mmdet': 'det', 'mmyolo': 'det',
+                    'mmpretrain': 'cls'}[name]
     try:
         from mmseg.datasets import BaseSegDataset
         if isinstance(dataset, BaseSegDataset):

@@ -69,5 +69,6 @@ optim_wrapper = dict(
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(
     param_scheduler=dict(lr_factor=lr_factor, max_epochs=max_epochs,
-                         warmup_epochs=warmup_epochs),
+                         warmup_epochs=warmup_epochs, warmup_momentum=0.5,
+                         warmup_bias_lr=0.05),
     checkpoint=dict(interval=2))

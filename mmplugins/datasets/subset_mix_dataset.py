@@ -2,9 +2,9 @@
 
 mmyolo's mix transforms (``Mosaic``, ``Mosaic9``, ``YOLOv5MixUp``,
 ``YOLOXMixUp``) take their extra images from ``results['dataset']``, which
-mmyolo's datasets set to *the whole dataset*: with a ``DietSampler`` most of
-what the model sees is then outside the diet (245 of 380 image loads in one
-demo epoch). In the reference solution (a YOLOv5 fork) the diet *was* the
+mmyolo's datasets set to *the whole dataset*: with a ``DietSampler`` three
+of the four images of every mosaic are drawn from all images, mostly from
+outside the diet. In the reference solution (a YOLOv5 fork) the diet *was* the
 training set, so its ``load_mosaic`` drew the three partners from the diet.
 
 This wrapper restores that: it hands the pipeline a read-only view of the

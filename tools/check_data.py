@@ -293,6 +293,11 @@ def run(cfg, splits=('train', 'val', 'test'),
                  f'{split} dataset cannot be built: {type(ds).__name__}: '
                  f'{ds}')]))
             continue
+        # a wrapper that only changes how mix transforms pick partners:
+        # check the dataset it wraps
+        from mmplugins.datasets.subset_mix_dataset import SubsetMixDataset
+        if isinstance(ds, SubsetMixDataset):
+            ds = ds.dataset
         key = repr(ds)
         if key in seen:  # test_dataloader = val_dataloader
             continue

@@ -235,3 +235,25 @@ def test_bad_partners_and_unknown_category(driver_demo_small, tmp_path):
     cfg['sampler']['rules'] = [dict(any_of=['cellphone'])]
     with pytest.raises(KeyError, match=r"\['cellphone'\] that the dataset"):
         build_loader(cfg)
+
+
+def test_check_data_under_mmyolo(driver_demo_small, repo_root):
+    """tools/check_data.py on the YOLOv5 stage-1 config (mmyolo scope, the
+    wrapper unwrapped): detection checks, every image read."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        '_check_data_tool', osp.join(repo_root, 'tools', 'check_data.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from _toolbox import load_config, setup_toolbox
+    root = driver_demo_small['data_root']
+    cfg = load_config(
+        osp.join(repo_root, 'configs/diet_det/yolov5_n_stage1_diet.py'),
+        {'train_dataloader.dataset.dataset.data_root': root,
+         'val_dataloader.dataset.data_root': root,
+         'test_dataloader.dataset.data_root': root})
+    assert setup_toolbox(cfg) == 'mmyolo'
+    reports = tool.run(cfg, splits=('train', 'val'))
+    assert [(r['name'], r['kind'], r['items'], r['problems'])
+            for r in reports] == [('train', 'det', 48, []),
+                                  ('val', 'det', 8, [])]

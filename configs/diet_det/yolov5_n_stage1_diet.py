@@ -27,8 +27,8 @@ train_dataloader = dict(
             dict(any_of=['mouth_opened'], keep_every=3),      # 4 every 3rd
         ],
         default_keep=False,                                   # 5 drop rest
-        # the reference: 15 (of a ~100k-image diet); the demo's ~190-image
-        # diet gets 2, i.e. 95 images (12 iterations of 8) per epoch
+        # the reference: 15; the demo's ~190-image diet gets 2, i.e. 95
+        # images (12 iterations of 8) per epoch
         epoch_parts=2,
         # the reference's single-GPU sampler: RandomSampler(replacement=True,
         # num_samples=len // epoch_parts)

@@ -58,7 +58,7 @@ train_dataloader = dict(
     sampler=dict(
         _delete_=True,
         type='EpochPartsSampler',
-        # the reference: 50 (of the full ~270k images); the demo's 600: 2
+        # the reference: 50; the demo's 600 images: 2
         epoch_parts=2,
         replacement=True))
 

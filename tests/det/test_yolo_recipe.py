@@ -11,8 +11,7 @@ import torch
 
 pytest.importorskip('mmyolo', reason='mmyolo is installed by `make install`')
 
-from _diet_fixtures import CLASSES  # noqa: E402
-from test_yolo_subset_mix import diet_names  # noqa: E402
+from _diet_fixtures import CLASSES, diet_names  # noqa: E402
 
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402

@@ -3,7 +3,6 @@ pool (SubsetMixDataset), through mmyolo's real dataset, Mosaic, collate and a
 loader with persistent workers; and DietSampler's rank / set_epoch contract
 under mmyolo's dataloader."""
 import glob
-import json
 import os
 import os.path as osp
 
@@ -12,7 +11,8 @@ import pytest
 
 pytest.importorskip('mmyolo', reason='mmyolo is installed by `make install`')
 
-from _diet_fixtures import CLASSES, REFERENCE_RULES  # noqa: E402
+from _diet_fixtures import (CLASSES, REFERENCE_RULES,  # noqa: E402
+                            diet_names)
 
 from mmengine.registry import TRANSFORMS  # noqa: E402
 
@@ -29,28 +29,6 @@ class RecordImgPath:
         with open(osp.join(self.out_dir, f'{os.getpid()}.txt'), 'a') as f:
             f.write(f'{self.tag} {osp.basename(results["img_path"])}\n')
         return results
-
-
-def diet_names(root):
-    """The reference rules written out independently from the JSON; image
-    file names of the diet subset."""
-    coco = json.load(open(root + 'annotations/instances_train.json'))
-    cats = {img['id']: set() for img in coco['images']}
-    for ann in coco['annotations']:
-        cats[ann['image_id']].add(CLASSES[ann['category_id'] - 1])
-    kept, mouth = set(), 0
-    for img in coco['images']:  # mmdet keeps the JSON's image order
-        c = cats[img['id']]
-        if not c:
-            continue  # filter_empty_gt drops it before the sampler sees it
-        if c & {'cigar', 'phone'} or {'eye_closed', 'mouth_closed'} <= c \
-                or {'eye_closed', 'mouth_opened'} <= c:
-            kept.add(img['file_name'])
-        elif 'mouth_opened' in c:
-            mouth += 1
-            if mouth % 3 == 0:
-                kept.add(img['file_name'])
-    return kept
 
 
 def loader_cfg(root, rec_dir, wrap, partners='subset', workers=2,

@@ -16,7 +16,8 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/optional.txt requirements/optional-nodeps.txt pyproject.toml
+$(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/optional.txt requirements/optional-nodeps.txt pyproject.toml \
+		tools/install/install.sh tools/install/install_mmyolo.sh tools/install/repack_mmyolo.py
 	bash tools/install/install.sh $(VENV)
 
 demo-data: $(DEMO_DATA)/train_source.csv

@@ -54,10 +54,19 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from _common import check_seeds, fmt_pm, mean_std, write_results  # noqa
 
-CONFIGS = dict(
-    full=osp.join(ROOT, 'configs/diet_det/rtmdet_tiny_full_data.py'),
-    stage1=osp.join(ROOT, 'configs/diet_det/stage1_diet.py'),
-    stage2=osp.join(ROOT, 'configs/diet_det/stage2_finetune.py'))
+MODEL_CONFIGS = dict(
+    rtmdet=dict(
+        full=osp.join(ROOT, 'configs/diet_det/rtmdet_tiny_full_data.py'),
+        stage1=osp.join(ROOT, 'configs/diet_det/stage1_diet.py'),
+        stage2=osp.join(ROOT, 'configs/diet_det/stage2_finetune.py')),
+    yolov5=dict(
+        full=osp.join(ROOT, 'configs/diet_det/yolov5_n_full_data.py'),
+        stage1=osp.join(ROOT, 'configs/diet_det/yolov5_n_stage1_diet.py'),
+        stage2=osp.join(ROOT,
+                        'configs/diet_det/yolov5_n_stage2_finetune.py')))
+CONFIGS = MODEL_CONFIGS['rtmdet']
+#: results file name and docs/diet.md block per model
+RESULT_NAME = dict(rtmdet='diet_ablation', yolov5='diet_ablation_yolov5')
 DOC = osp.join(ROOT, 'docs', 'diet.md')
 DOC_BEGIN = '<!-- diet_ablation:begin -->'
 DOC_END = '<!-- diet_ablation:end -->'
@@ -65,6 +74,12 @@ DOC_END = '<!-- diet_ablation:end -->'
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', choices=sorted(MODEL_CONFIGS),
+                   default='rtmdet',
+                   help='rtmdet: mmdet RTMDet-tiny (configs/diet_det/'
+                   'rtmdet_tiny_full_data.py, stage1_diet.py, '
+                   'stage2_finetune.py); yolov5: mmyolo YOLOv5-n (configs/'
+                   'diet_det/yolov5_n_*.py; needs mmyolo, make install)')
     p.add_argument('--iters', type=int, default=300,
                    help='iterations of each arm (equal compute)')
     p.add_argument('--stage1-iters', type=int, default=None,
@@ -90,11 +105,12 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
                                                   'diet_ablation'))
     p.add_argument('--out-dir', default=osp.join(ROOT, 'bench', 'results'))
-    p.add_argument('--arms', nargs='+', choices=['full', 'diet_ft'],
+    p.add_argument('--arms', nargs='*', choices=['full', 'diet_ft'],
                    default=['full', 'diet_ft'],
-                   help='train only these arms (e.g. one process per arm); '
-                   'the table is written once both arms\' results are in '
-                   '--work-dir')
+                   help='train only these arms (e.g. one process per arm or '
+                   'seed; none: only write the table from the arms already '
+                   'in --work-dir); the table is written once both arms\' '
+                   'results of every seed are in --work-dir')
     p.add_argument('--ensemble', action='store_true',
                    help='also evaluate the WBF ensemble of both arms')
     p.add_argument('--update-docs', action='store_true',
@@ -131,14 +147,29 @@ def _set_img_size(obj, size):
     return obj
 
 
+def _leaf_dataset(loader_cfg):
+    """The dataset config under a SubsetMixDataset wrapper (or itself)."""
+    ds = loader_cfg.dataset
+    return ds.dataset if ds.get('type') == 'SubsetMixDataset' else ds
+
+
 def make_cfg(name, args, data_root, work_dir, iters, sampler=None,
              load_from=None, warmup=50):
-    cfg = load_cfg(CONFIGS[name])
+    model = getattr(args, 'model', 'rtmdet')
+    cfg = load_cfg(MODEL_CONFIGS[model][name])
+    if model == 'yolov5':
+        from mmplugins.utils.config_scope import strip_stray_scopes
+        strip_stray_scopes(cfg)
+        # the same iteration-based warmup + cosine as the RTMDet arms, in
+        # place of mmyolo's per-epoch YOLOv5ParamSchedulerHook
+        cfg.default_hooks.param_scheduler = dict(type='ParamSchedulerHook')
+        if args.img_size != 192:
+            raise ValueError('--model yolov5 runs at the configs\' 192 px')
     if args.img_size != 192:
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             cfg[key].dataset.pipeline = _set_img_size(
                 cfg[key].dataset.pipeline, args.img_size)
-    if args.widen_factor != 0.375:
+    if model == 'rtmdet' and args.widen_factor != 0.375:
         w = args.widen_factor
         out = int(256 * w)
         cfg.model.backbone.widen_factor = w
@@ -148,7 +179,7 @@ def make_cfg(name, args, data_root, work_dir, iters, sampler=None,
         cfg.model.bbox_head.update(in_channels=out, feat_channels=out)
     ann_val = osp.join(data_root, 'annotations', 'instances_val.json')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.data_root = data_root
+        _leaf_dataset(cfg[key]).data_root = data_root
         cfg[key].num_workers = args.workers
         cfg[key].persistent_workers = args.workers > 0
     cfg.val_evaluator.ann_file = ann_val
@@ -273,12 +304,18 @@ def to_markdown(res):
         f'{s["iters"] - s["stage1_iters"]} fine-tune iterations of batch '
         f'{s["batch_size"]}); diet subset {res["diet_subset"]} of '
         f'{s["num_train"]} images, epoch_parts={s["epoch_parts"]}; input '
-        f'{s["img_size"]}², RTMDet widen_factor {s["widen_factor"]}. Train '
+        f'{s["img_size"]}², {_model_name(s)}. Train '
         f'time: full {res["train_s"]["full"]} s, diet_ft '
         f'{res["train_s"]["diet_ft"]} s on {s["machine"]}.')
     if res.get('command'):  # single-seed files written before --seeds
         lines += ['', f'`{res["command"]}`']
     return '\n'.join(lines) + '\n'
+
+
+def _model_name(setup):
+    if setup.get('model', 'rtmdet') == 'yolov5':
+        return 'mmyolo YOLOv5-n'
+    return f'RTMDet widen_factor {setup["widen_factor"]}'
 
 
 def seed_work_dir(work_dir, seed):
@@ -331,16 +368,17 @@ def summary_markdown(summary):
     return '\n'.join(lines) + '\n'
 
 
-def update_docs(md):
+def update_docs(md, name='diet_ablation'):
+    begin, end = f'<!-- {name}:begin -->', f'<!-- {name}:end -->'
     if not osp.isfile(DOC):
         print(f'{DOC} not found; not updated')
         return
     text = open(DOC).read()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        print(f'{DOC} has no {DOC_BEGIN} ... {DOC_END} block; not updated')
+    if begin not in text or end not in text:
+        print(f'{DOC} has no {begin} ... {end} block; not updated')
         return
-    new = re.sub(re.escape(DOC_BEGIN) + '.*?' + re.escape(DOC_END),
-                 lambda _: f'{DOC_BEGIN}\n{md}{DOC_END}', text, flags=re.S)
+    new = re.sub(re.escape(begin) + '.*?' + re.escape(end),
+                 lambda _: f'{begin}\n{md}{end}', text, flags=re.S)
     with open(DOC, 'w') as f:
         f.write(new)
     print(f'updated {DOC}')
@@ -354,6 +392,11 @@ def main(argv=None):
     import mmplugins  # noqa: F401
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    if args.model == 'yolov5':
+        from mmplugins.utils.mmyolo_check import require_mmyolo
+        require_mmyolo()
+        import mmyolo.utils
+        mmyolo.utils.register_all_modules(init_default_scope=False)
     t_all = time.perf_counter()
     per_seed = []
     for seed in args.seeds:
@@ -377,11 +420,12 @@ def main(argv=None):
     result = dict(seeds=args.seeds, per_seed=per_seed, summary=summary,
                   total_s=round(time.perf_counter() - t_all, 1),
                   command=command)
-    write_results('diet_ablation', result,
-                  ['# Diet -> fine-tune vs full data', '', md.rstrip('\n')],
-                  args.out_dir)
+    name = RESULT_NAME[args.model]
+    write_results(name, result,
+                  [f'# Diet -> fine-tune vs full data ({args.model})', '',
+                   md.rstrip('\n')], args.out_dir)
     if args.update_docs:
-        update_docs(md)
+        update_docs(md, name)
     return result
 
 
@@ -407,7 +451,8 @@ def run_seed(args):
         save_arm(args, 'full', train_and_eval(cfg))
 
     if 'diet_ft' in args.arms:  # arm 2: diet (infinite, epoch_parts), ft
-        stage1_sampler = load_cfg(CONFIGS['stage1']).train_dataloader.sampler
+        stage1_sampler = load_cfg(
+            MODEL_CONFIGS[args.model]['stage1']).train_dataloader.sampler
         stage1_sampler.update(infinite=True, epoch_parts=args.epoch_parts)
         cfg = make_cfg('stage1', args, data_root,
                        osp.join(args.work_dir, 'stage1'), args.stage1_iters,
@@ -460,7 +505,7 @@ def run_seed(args):
                    batch_size=args.batch_size, epoch_parts=args.epoch_parts,
                    num_train=args.num_train, num_val=args.num_val,
                    img_size=args.img_size, widen_factor=args.widen_factor,
-                   seed=args.seed, threads=args.threads,
+                   model=args.model, seed=args.seed, threads=args.threads,
                    workers=args.workers, machine=machine))
     return res
 

@@ -189,6 +189,7 @@ GPU_SLIDE = ['bench/results/slide_inference_h100_1024x2048.json',
              'bench/results/slide_inference_h100_2x512x1024.json',
              'bench/results/slide_inference_h100_1024x2048_tf32.json']
 DIET = 'bench/results/diet_ablation.json'
+DIET_YOLO = 'bench/results/diet_ablation_yolov5.json'
 MASK_CLS = 'bench/results/mask_cls_ablation.json'
 #: the same classification ablation at other schedules (same seeds): the
 #: README says at which schedules the ranking holds
@@ -504,13 +505,13 @@ DIET_SEED_KEYS = ['ap', 'classes', 'setup.seed', 'images_seen.full',
                   'train_s.full', 'train_s.diet_ft']
 
 
-def diet_seeds(res):
+def diet_seeds(res, rel=DIET):
     """The per-seed diet results of ``diet_ablation.json`` (written by
     ``--seeds``). Returns ``(per_seed list, the file's data)``."""
-    d = res.load(DIET, ['per_seed', 'command'])
+    d = res.load(rel, ['per_seed', 'command'])
     for i, r in enumerate(d['per_seed']):
         for k in DIET_SEED_KEYS:
-            get(r, k, f'{DIET} per_seed[{i}]')
+            get(r, k, f'{rel} per_seed[{i}]')
     return d['per_seed'], d
 
 
@@ -550,6 +551,41 @@ def diet(res):
                     for r in by_seed)
         + ' min per seed (both arms). ')
     text += prov_line(d_file, DIET) + '.'
+    return [text]
+
+
+def diet_yolov5(res):
+    """The same comparison with mmyolo's YOLOv5-n (``--model yolov5``)."""
+    import diet_ablation
+    per_seed, d_file = diet_seeds(res, DIET_YOLO)
+    s = diet_ablation.summarise(per_seed)
+    by_seed = sorted(per_seed, key=lambda r: r['setup']['seed'])
+    d = s['delta']['diet_ft - full']
+    rare = '; '.join(
+        f'{c} {fmt_pm(s["ap"]["full"][c]["ap"], 1)} → '
+        f'{fmt_pm(s["ap"]["diet_ft"][c]["ap"], 1)}'
+        for c in ('eye_closed', 'mouth_opened', 'phone', 'cigar'))
+    better = all(v > 0 for v in d['values'])
+    times = '; '.join(
+        f'seed {r["setup"]["seed"]}: full {r["train_s"]["full"] / 60:.0f}, '
+        f'diet_ft {r["train_s"]["diet_ft"] / 60:.0f}' for r in by_seed)
+    text = (
+        '**The same with the reference\'s model family, YOLOv5-n '
+        '(mmyolo)** (192² from scratch, '
+        f'{by_seed[0]["images_seen"]["full"]:,} images seen per arm, seeds '
+        f'{", ".join(map(str, s["seeds"]))}, mosaic from the diet in stage '
+        '1; [docs/diet.md](docs/diet.md)): mean AP '
+        f'{fmt_pm(s["ap"]["full"]["mean"]["ap"], 1)} (full) → '
+        f'{fmt_pm(s["ap"]["diet_ft"]["mean"]["ap"], 1)} (diet → fine-tune;'
+        f' per-seed difference {fmt_pm(d, 1, signed=True)}, '
+        + ('better in every seed' if better else 'worse in every seed'
+           if all(v < 0 for v in d['values']) else 'mixed across seeds')
+        + ': ' + ', '.join(f'{v:+.1f}' for v in d['values']) + ')'
+        + (f'; WBF ensemble {fmt_pm(s["ap"]["ensemble"]["mean"]["ap"], 1)}'
+           if 'ensemble' in s['ap'] else '')
+        + f'; rare states (AP, full → diet_ft): {rare}. Training time per '
+        f'arm (min): {times}. ')
+    text += prov_line(d_file, DIET_YOLO) + '.'
     return [text]
 
 
@@ -628,6 +664,7 @@ def readme_results(res):
     lines += framework_cost(res) + ['']
     lines += gpu_stale(res) + ['']
     lines += diet(res) + ['']
+    lines += diet_yolov5(res) + ['']
     lines += mask_cls(res)
     return lines
 

@@ -1,5 +1,6 @@
 """``python -m mmplugins.info``: the environment, for bug reports."""
 import importlib
+import importlib.metadata
 import platform
 import sys
 from collections import OrderedDict
@@ -38,6 +39,12 @@ def collect_info() -> 'OrderedDict[str, str]':
     info['platform'] = platform.platform()
     for name in PACKAGES:
         info[name] = _version(name)
+    # the distribution version: make install's build is 0.6.0+mmcv21
+    # (mmyolo.__version__ says 0.6.0 for PyPI's unpatched build too)
+    try:
+        info['mmyolo'] = importlib.metadata.version('mmyolo')
+    except importlib.metadata.PackageNotFoundError:
+        info['mmyolo'] = 'not installed (make install installs 0.6.0+mmcv21)'
     info['mmcv ops'] = mmcv_ops_status()
     import torch
     info['CUDA available'] = str(torch.cuda.is_available())

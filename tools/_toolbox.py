@@ -8,17 +8,31 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-SUPPORTED_SCOPES = ('mmseg', 'mmdet', 'mmpretrain')
+SUPPORTED_SCOPES = ('mmseg', 'mmdet', 'mmpretrain', 'mmyolo')
 
 
 def load_config(path, cfg_options=None):
-    """Config.fromfile with a clear error for a missing file."""
+    """Config.fromfile with a clear error for a missing file.
+
+    Configs inheriting ``mmyolo::`` (any ``scope::``) bases get mmengine's
+    stray ``_scope_`` keys removed from ``collate_fn`` and ``Albu``
+    (:func:`mmplugins.utils.config_scope.strip_stray_scopes`).
+    """
     from mmengine.config import Config
+
+    from mmplugins.utils.config_scope import strip_stray_scopes
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:  # e.g. `mmyolo::` bases without a usable mmyolo
+        if 'mmyolo' in str(e):
+            from mmplugins.utils.mmyolo_check import require_mmyolo
+            require_mmyolo()  # raises the one error naming the install step
+        raise
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    strip_stray_scopes(cfg)
     return cfg
 
 
@@ -39,6 +53,9 @@ def setup_toolbox(cfg):
         raise ValueError(
             f'config default_scope={scope!r} is not supported by tools/; '
             f'expected one of {SUPPORTED_SCOPES}')
+    if scope == 'mmyolo':
+        from mmplugins.utils.mmyolo_check import require_mmyolo
+        require_mmyolo()
     if scope != 'mmengine':
         utils = importlib.import_module(f'{scope}.utils')
         utils.register_all_modules(init_default_scope=False)

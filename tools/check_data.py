@@ -175,9 +175,10 @@ def _kind_of(dataset) -> str:
     mod = type(dataset).__module__
     if hasattr(dataset, 'source') and hasattr(dataset, 'target'):
         return 'uda'
-    for name in ('mmseg', 'mmdet', 'mmpretrain'):
+    for name in ('mmseg', 'mmdet', 'mmyolo', 'mmpretrain'):
         if mod.startswith(name):
-            return {'mmseg': 'seg', 'mmdet': 'det', 'mmpretrain': 'cls'}[name]
+            return {'mmseg': 'seg', 'mmdet': 'det', 'mmyolo': 'det',
+                    'mmpretrain': 'cls'}[name]
     try:
         from mmseg.datasets import BaseSegDataset
         if isinstance(dataset, BaseSegDataset):
@@ -305,6 +306,11 @@ def run(cfg, splits=('train', 'val', 'test'),
                  f'{split} dataset cannot be built: {type(ds).__name__}: '
                  f'{ds}')]))
             continue
+        # a wrapper that only changes how mix transforms pick partners:
+        # check the dataset it wraps
+        from mmplugins.datasets.subset_mix_dataset import SubsetMixDataset
+        if isinstance(ds, SubsetMixDataset):
+            ds = ds.dataset
         key = repr(ds)
         if key in seen:  # test_dataloader = val_dataloader
             continue

@@ -59,7 +59,7 @@ def trigger_visualization_hook(cfg, args, scope):
         if scope == 'mmpretrain':
             hook['enable'] = True
             hook['out_dir'] = args.show_dir
-        elif scope == 'mmdet':
+        elif scope in ('mmdet', 'mmyolo'):
             hook['test_out_dir'] = args.show_dir
         else:  # mmseg: relative to the work dir, like mmdet's test_out_dir
             visualizer = cfg.visualizer

@@ -1,4 +1,6 @@
 """Hand-made fixtures shared by the diet sampler tests."""
+import json
+
 CLASSES = ('eye_opened', 'eye_closed', 'mouth_opened', 'mouth_closed',
            'face', 'phone', 'cigar')
 EO, EC, MO, MC, FACE, PHONE, CIGAR = range(7)
@@ -57,3 +59,25 @@ def load_cfg(path):
     cfg = Config.fromfile(path)
     return Config(cfg.to_dict(), cfg_text=cfg.text, filename=cfg.filename,
                   format_python_code=False)
+
+
+def diet_names(root):
+    """The reference rules written out independently from the JSON; image
+    file names of the diet subset."""
+    coco = json.load(open(root + 'annotations/instances_train.json'))
+    cats = {img['id']: set() for img in coco['images']}
+    for ann in coco['annotations']:
+        cats[ann['image_id']].add(CLASSES[ann['category_id'] - 1])
+    kept, mouth = set(), 0
+    for img in coco['images']:  # mmdet keeps the JSON's image order
+        c = cats[img['id']]
+        if not c:
+            continue  # filter_empty_gt drops it before the sampler sees it
+        if c & {'cigar', 'phone'} or {'eye_closed', 'mouth_closed'} <= c \
+                or {'eye_closed', 'mouth_opened'} <= c:
+            kept.add(img['file_name'])
+        elif 'mouth_opened' in c:
+            mouth += 1
+            if mouth % 3 == 0:
+                kept.add(img['file_name'])
+    return kept

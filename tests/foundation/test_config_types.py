@@ -16,7 +16,8 @@ CONFIGS = sorted(
                          ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_config_types_resolve(path):
     cfg = load_config(path)
-    assert cfg.get('default_scope') in ('mmseg', 'mmdet', 'mmpretrain')
+    assert cfg.get('default_scope') in ('mmseg', 'mmdet', 'mmpretrain',
+                                        'mmyolo')
     assert 'mmplugins' in cfg.custom_imports['imports']
     setup_toolbox(cfg)  # raises KeyError naming the key of an unknown type
 

@@ -6,7 +6,8 @@
 # Order matters: torch first (mmcv compiles against it), then mmcv 2.1.0 with
 # compiled ops -- from a prebuilt wheel when one matches (MMCV_WHEEL_DIR, or
 # ../shared/wheels beside this checkout), otherwise built from the sdist by
-# tools/install/build_mmcv.sh (~15 min on 2 cores) -- then the rest.
+# tools/install/build_mmcv.sh (~15 min on 2 cores) -- then the rest, and
+# mmyolo 0.6.0+mmcv21 (see below).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${1:-.venv}
@@ -47,6 +48,10 @@ if [ "${MMPLUGINS_NO_OPTIONAL:-0}" != 1 ]; then
   # stale pins (torch<2.3 ...) on packages that run on our stack
   $PIP install -q --no-deps -r requirements/optional-nodeps.txt
 fi
+
+# mmyolo 0.6.0+mmcv21 (PyPI's wheel, only the mmcv cap raised)
+bash tools/install/install_mmyolo.sh "$VENV"
+
 $PIP install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -m mmplugins.info | sed 's/^/[install] /'
 touch "$VENV/.mmplugins-installed"

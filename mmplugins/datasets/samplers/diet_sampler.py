@@ -306,7 +306,10 @@ class DietSampler(EpochPartsSampler):
     Note:
         Pipelines that draw *extra* images themselves (``Mosaic``,
         ``MixUp`` pick random indices of the whole dataset) bypass the
-        sampler: with a diet, use ``CachedMosaic`` / ``CachedMixUp``, whose
+        sampler. mmyolo's mix transforms: wrap the dataset in
+        :class:`~mmplugins.datasets.subset_mix_dataset.SubsetMixDataset`,
+        to which this sampler publishes the subset (partners then come from
+        the diet). mmdet's: use ``CachedMosaic`` / ``CachedMixUp``, whose
         caches are filled from the images the sampler yields.
     """
 

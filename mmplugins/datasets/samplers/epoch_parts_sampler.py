@@ -17,7 +17,8 @@ from torch.utils.data import Sampler
 
 from mmplugins.registry import register_module
 
-__all__ = ['epoch_part_size', 'epoch_draw', 'rank_split', 'EpochPartsSampler']
+__all__ = ['epoch_part_size', 'epoch_draw', 'rank_split', 'DrawSpec',
+           'EpochPartsSampler']
 
 # keeps this sampler's streams apart from other numpy users of the same seed
 _STREAM_SALT = 0x0E90C4
@@ -71,6 +72,28 @@ def rank_split(draw: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return draw[rank:per_rank * world_size:world_size]
 
 
+class DrawSpec:
+    """What a sampler draws, without the sampler: picklable, small, and a
+    pure function of its fields, so a dataset copy in a loader worker can
+    recompute any epoch's draw (see :class:`SubsetMixDataset`)."""
+
+    def __init__(self, pool: np.ndarray, epoch_parts: int, seed: int,
+                 replacement: bool, shuffle: bool, world_size: int) -> None:
+        self.pool = pool
+        self.epoch_parts = epoch_parts
+        self.seed = seed
+        self.replacement = replacement
+        self.shuffle = shuffle
+        self.world_size = world_size
+
+    def epoch_pool(self, epoch: int) -> np.ndarray:
+        """Sorted distinct dataset indices all ranks read in ``epoch``."""
+        draw = epoch_draw(len(self.pool), self.epoch_parts, epoch, self.seed,
+                          self.replacement, self.shuffle)
+        per_rank = len(draw) // self.world_size
+        return np.unique(self.pool[draw[:per_rank * self.world_size]])
+
+
 @register_module('data_samplers')
 class EpochPartsSampler(Sampler):
     """Sample a fresh random ``1 / epoch_parts`` of the dataset each epoch.
@@ -103,6 +126,14 @@ class EpochPartsSampler(Sampler):
             random one across ranks. Defaults to None.
         indices (Sequence[int], optional): Sample only from these dataset
             indices (the pool). Defaults to None (all of them).
+
+    Note:
+        Mix transforms. Given a :class:`SubsetMixDataset`, the sampler
+        publishes its :class:`DrawSpec` to it at construction, so mosaic /
+        mixup partners come from the pool (or, ``partners='epoch'``, from
+        this epoch's draw; then the sampler yields
+        :class:`~mmplugins.datasets.subset_mix_dataset.EpochIndex`, an
+        ``int`` that carries the epoch to the loader workers).
 
     Note:
         Resume. Epoch-based: the checkpoint stores the epoch and
@@ -173,6 +204,15 @@ class EpochPartsSampler(Sampler):
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.epoch = 0
         self.num_samples = per_rank
+        # a SubsetMixDataset takes mosaic / mixup partners from our pool
+        bind = getattr(dataset, 'bind_sampler_pool', None)
+        self.tag_epoch = bool(bind(self.draw_spec())) if callable(bind) \
+            else False
+
+    def draw_spec(self) -> DrawSpec:
+        """The draw as a small picklable object (pool, parts, seed, ...)."""
+        return DrawSpec(self.pool, self.epoch_parts, self.seed,
+                        self.replacement, self.shuffle, self.world_size)
 
     def indices_of_epoch(self, epoch: int, rank: Optional[int] = None,
                          world_size: Optional[int] = None) -> np.ndarray:
@@ -185,14 +225,21 @@ class EpochPartsSampler(Sampler):
                           self.replacement, self.shuffle)
         return self.pool[rank_split(draw, rank, world_size)]
 
+    def _epoch_iter(self, epoch: int) -> Iterator[int]:
+        indices = self.indices_of_epoch(epoch).tolist()
+        if not self.tag_epoch:
+            return iter(indices)
+        from mmplugins.datasets.subset_mix_dataset import EpochIndex
+        return (EpochIndex(i, epoch) for i in indices)
+
     def __iter__(self) -> Iterator[int]:
         if not self.infinite:
-            return iter(self.indices_of_epoch(self.epoch).tolist())
+            return self._epoch_iter(self.epoch)
         return self._infinite_iter(self.epoch)
 
     def _infinite_iter(self, start_epoch: int) -> Iterator[int]:
         for epoch in itertools.count(start_epoch):
-            yield from self.indices_of_epoch(epoch).tolist()
+            yield from self._epoch_iter(epoch)
 
     def __len__(self) -> int:
         """Per-rank number of samples of one epoch."""

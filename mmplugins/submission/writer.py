@@ -68,7 +68,11 @@ class BaseSubmissionWriter:
         self._remove(self.tmp)
         if self.is_dir:
             os.makedirs(self.tmp)
-        self.open(self.tmp)
+        try:
+            self.open(self.tmp)
+        except BaseException:
+            self.abort()
+            raise
 
     def add(self, img_path: str, pred: np.ndarray) -> None:
         """Write the prediction of one image (``(H, W)`` class ids)."""

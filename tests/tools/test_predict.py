@@ -178,6 +178,14 @@ def test_tta_flip_view_is_unflipped_before_averaging(ws, tmp_path):
         want = ((p + q) / 2).argmax(0).numpy()
         assert (got[f] == want).mean() > 0.9999, f
         assert (want != p.argmax(0).numpy()).any()  # the flip view counts
+    # tools/test.py --tta (SegTTAModel over the same tta_pipeline) agrees
+    import test as test_tool  # tools/test.py
+    test_tool.main([str(cfg_file), ws['ck']['a'], '--tta', '--work-dir',
+                    str(tmp_path / 'w'), '--out', str(tmp_path / 'ref')])
+    ref = _pngs(tmp_path / 'ref')
+    assert sorted(ref) == sorted(got)
+    for f in ref:
+        assert (ref[f] == got[f]).mean() > 0.9999, f
 
 
 def test_predict_equals_tools_test_predictions(ws, tmp_path):

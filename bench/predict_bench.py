@@ -139,8 +139,14 @@ def render(result, out_dir=None):
     md += md_table(['variant', 'models', 'TTA views', 'target mIoU',
                     'images/s'],
                    [[r['variant'], r['models'], 12 if r['tta'] else 1,
-                     round(r['mIoU'], 2), round(r['images_per_s'], 2)]
-                    for r in rows])
+                     f"{r['mIoU']:.2f}", f"{r['images_per_s']:.3f}"]
+                    for r in rows] +
+                   [[f'single, mean ± std of {len(result["seeds"])} seeds',
+                     1, 12 if key == 'single_tta' else 1,
+                     f"{result[key]['mIoU']['mean']:.2f} ± "
+                     f"{result[key]['mIoU']['std']:.2f}",
+                     f"{result[key]['images_per_s']['mean']:.3f}"]
+                    for key in ('single', 'single_tta')])
     write_results('predict', result, md, out_dir)
     rss = result['rss']
     marks = sorted((int(k), v) for k, v in rss['marks'].items())

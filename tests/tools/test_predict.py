@@ -212,6 +212,25 @@ def test_hrda_and_batched_slide_configs(ws, tmp_path):
     want = _probs(ws['cfg']['mic_hrda'], ws['ck']['hrda'], [img])[0].argmax(0)
     np.testing.assert_array_equal(_pngs(tmp_path / 'hrda')['x.png'],
                                   want.numpy())
+    # HRDA under TTA (flip-only, at the test scale): the mean of the
+    # image's and the un-flipped flipped image's softmax
+    hrda_tta = tmp_path / 'hrda_tta.py'
+    hrda_tta.write_text(
+        f"_base_ = [{ws['cfg']['mic_hrda']!r}]\n"
+        "tta_pipeline = [dict(type='LoadImageFromFile'), dict(\n"
+        "    type='TestTimeAug', transforms=[\n"
+        "        [dict(type='Resize', scale=(512, 256), keep_ratio=True)],\n"
+        "        [dict(type='RandomFlip', prob=0., direction='horizontal'),\n"
+        "         dict(type='RandomFlip', prob=1., direction='horizontal')],\n"
+        "        [dict(type='PackSegInputs')]])]\n")
+    _predict(hrda_tta, ws['ck']['hrda'], '--img-dir', one, '--out',
+             tmp_path / 'hrda_tta', '--format', 'trainids', '--tta')
+    import mmcv
+    frame = mmcv.imread(img)
+    p, q = _probs(str(hrda_tta), ws['ck']['hrda'],
+                  [frame, np.ascontiguousarray(frame[:, ::-1])])
+    want = ((p + q.flip(-1)) / 2).argmax(0).numpy()
+    assert (_pngs(tmp_path / 'hrda_tta')['x.png'] == want).mean() > 0.9999
     # batched sliding windows on the DAFormer student (same weights)
     from mmengine.config import Config
     cfg = Config.fromfile(ws['cfg']['mic_dual_aug'])

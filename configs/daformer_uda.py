@@ -80,6 +80,28 @@ test_pipeline = [
     dict(type='CheckSegLabel', num_classes=12),
     dict(type='PackSegInputs'),
 ]
+# the test pipeline's test-time augmentation (tools/test.py --tta,
+# tools/predict.py --tta): the demo scale x 0.5..1.75, unflipped + flipped
+tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(img_scale[0] * r), int(img_scale[1] * r)),
+                     keep_ratio=True) for r in tta_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='CheckSegLabel', num_classes=12)],
+            [dict(type='PackSegInputs')],
+        ])
+]
 source_uda_pipeline = train_pipeline[:-1] + [
     # the real recipe's distortion branch; the elastic warp at the demo's
     # 4x smaller crop side (displacement ~ alpha / sigma, smoothness ~ sigma)

@@ -21,7 +21,8 @@ import pkgutil
 from .version import __version__
 
 # sub-packages whose modules register classes; each module is imported once
-_REGISTERING_PACKAGES = ('datasets', 'models', 'engine', 'evaluation')
+_REGISTERING_PACKAGES = ('datasets', 'models', 'engine', 'evaluation',
+                         'submission')
 
 
 def _import_all():

@@ -33,19 +33,15 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from mmplugins.utils.vote_weights import vote_weights  # noqa: E402
+
 # ---------------------------------------------------------------------------
 # reference semantics
 # ---------------------------------------------------------------------------
 
 
-def _weights(weights: Optional[Sequence[float]], num_models: int):
-    if weights is None:
-        return np.ones(num_models)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (num_models, ) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f'need {num_models} non-negative weights with a '
-                         f'positive sum, but got {list(weights)}')
-    return w
+# the weight rule shared with tools/predict.py
+_weights = vote_weights
 
 
 def soft_vote(scores: np.ndarray,

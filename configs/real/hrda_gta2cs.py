@@ -40,6 +40,28 @@ cityscapes_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# inference_model reads test_pipeline; TTA at the full-resolution test scale
+test_pipeline = cityscapes_test_pipeline
+cityscapes_scale = (2048, 1024)
+cityscapes_tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(cityscapes_scale[0] * r), int(cityscapes_scale[1] * r)),
+                     keep_ratio=True) for r in cityscapes_tta_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
 train_dataloader = dict(
     num_workers=1,
     dataset=dict(

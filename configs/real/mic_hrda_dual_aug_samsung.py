@@ -43,3 +43,24 @@ val_dataloader = dict(
     dataset=dict(pipeline=_full_res(_base_.test_pipeline)))
 test_dataloader = dict(
     dataset=dict(pipeline=_full_res(_base_.unlabelled_test_pipeline)))
+# inference_model reads test_pipeline: the full-resolution one; TTA at the
+# full-resolution test scale (unlabelled test.csv)
+test_pipeline = _full_res(_base_.test_pipeline)
+tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(img_scale[0] * r), int(img_scale[1] * r)),
+                     keep_ratio=True) for r in tta_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='PackSegInputs')],
+        ])
+]

@@ -310,5 +310,12 @@ def test_check_seg_label(small_demo, tmp_path):
         CheckSegLabel(num_classes=12, ignore_index=3)
     with pytest.raises(ValueError, match='num_classes'):
         CheckSegLabel(num_classes=0)
-    with pytest.raises(KeyError, match='after LoadAnnotations'):
-        CheckSegLabel(num_classes=12)(dict(img_path='x.png'))
+    with pytest.raises(KeyError, match='y.png.*after LoadAnnotations'):
+        CheckSegLabel(num_classes=12)(dict(img_path='x.png',
+                                           seg_map_path='y.png'))
+    # an unlabelled image (mmseg's inference_model / MMSegInferencer drop
+    # LoadAnnotations from the test pipeline) passes unchanged
+    unlabelled = dict(img_path='x.png', seg_map_path=None)
+    assert CheckSegLabel(num_classes=12)(dict(unlabelled)) == unlabelled
+    assert CheckSegLabel(num_classes=12)(dict(img_path='x.png')) == dict(
+        img_path='x.png')

@@ -18,6 +18,31 @@ cityscapes_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# test-time augmentation (tools/test.py --tta, tools/predict.py --tta), as
+# mmseg's configs: the test scale times each ratio, unflipped and flipped;
+# SegTTAModel (default_runtime.py) averages the views' softmax at the
+# original size. Mirrors the test pipeline (Cityscapes val, labelled).
+cityscapes_tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+cityscapes_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(cityscapes_scale[0] * r),
+                            int(cityscapes_scale[1] * r)),
+                     keep_ratio=True) for r in cityscapes_tta_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
+
 cityscapes_target_dataset = dict(
     type='CityscapesDataset',
     data_root=cityscapes_root,

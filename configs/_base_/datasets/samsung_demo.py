@@ -36,6 +36,31 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 
+# test-time augmentation (tools/test.py --tta, tools/predict.py --tta), as
+# mmseg's configs: the test scale times each ratio, unflipped and flipped;
+# SegTTAModel (default_runtime.py) averages the views' softmax at the
+# original size. Mirrors the test pipeline (labels loaded after Resize).
+tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize',
+                     scale=(int(img_scale[0] * r), int(img_scale[1] * r)),
+                     keep_ratio=True) for r in tta_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='CheckSegLabel', num_classes=num_classes)],
+            [dict(type='PackSegInputs')],
+        ])
+]
+
 source_train_dataset = dict(
     type=dataset_type,
     data_root=data_root,

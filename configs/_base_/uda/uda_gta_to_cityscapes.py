@@ -22,6 +22,9 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=_base_.cityscapes_val_dataset)
 test_dataloader = val_dataloader
+# mmseg's inference_model reads the top-level test_pipeline; --tta this
+test_pipeline = _base_.cityscapes_test_pipeline
+tta_pipeline = _base_.cityscapes_tta_pipeline
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 model_wrapper_cfg = dict(

@@ -42,6 +42,14 @@ class CheckSegLabel(BaseTransform):
     Optional keys: ``img_path``, ``seg_map_path`` (named in the error).
     Modified keys: none.
 
+    Note:
+        An *unlabelled* image -- no ``seg_map_path`` and no ``gt_seg_map``,
+        as mmseg's ``inference_model`` / ``MMSegInferencer`` and
+        ``tools/predict.py`` feed the test pipeline after dropping
+        ``LoadAnnotations`` -- passes unchanged. A sample that names a
+        label file but has no loaded label (the transform placed before
+        ``LoadAnnotations``) still raises.
+
     Args:
         num_classes (int): Valid ids are ``0 .. num_classes - 1``.
         ignore_index (int, optional): One more valid id (the background).
@@ -51,7 +59,8 @@ class CheckSegLabel(BaseTransform):
         ValueError: (when called) the label's height/width differ from the
             image's, or it holds ids other than the valid ones; the message
             names ``img_path`` and ``seg_map_path``.
-        KeyError: (when called) there is no ``gt_seg_map`` to check.
+        KeyError: (when called) the sample names a ``seg_map_path`` but
+            has no ``gt_seg_map`` to check.
     """
 
     def __init__(self, num_classes: int,
@@ -71,6 +80,8 @@ class CheckSegLabel(BaseTransform):
         where = (f'image {results.get("img_path")!r} / label '
                  f'{results.get("seg_map_path")!r}')
         if 'gt_seg_map' not in results:
+            if results.get('seg_map_path') is None:
+                return results  # an unlabelled image: nothing to check
             raise KeyError(f'CheckSegLabel: no "gt_seg_map" for {where}; put '
                            f'it after LoadAnnotations')
         seg = results['gt_seg_map']

@@ -175,7 +175,18 @@ class UDASegmentor(BaseSegmentor):
             to the visualizer backends (TensorBoard). 0 = off.
         train_cfg, test_cfg: Unused (the student's are used); accepted for
             config symmetry.
+        pretrained: Must be None. Accepted because mmseg's ``init_model``
+            (and so ``inference_model``) sets ``model.pretrained = None`` on
+            every config; pretrained weights are given as the student's
+            ``init_cfg`` (``segmentor.backbone.init_cfg``).
         init_cfg (dict, optional): Initialisation config.
+
+    Note:
+        At val/test/inference the model is its ``eval_model`` segmentor:
+        ``predict``, ``encode_decode``, ``out_channels`` and ``decode_head``
+        are the student's or the teacher's, so mmseg's ``init_model`` /
+        ``inference_model`` / ``MMSegInferencer`` and ``SegTTAModel``
+        (``tools/test.py --tta``) work on it as on an ``EncoderDecoder``.
     """
 
     def __init__(self,
@@ -211,7 +222,14 @@ class UDASegmentor(BaseSegmentor):
                  vis_interval: int = 0,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
+        if pretrained is not None:
+            raise ValueError(
+                'UDASegmentor: pretrained must be None (mmseg 1.x passes it '
+                'as None); give pretrained weights as the student\'s '
+                "backbone init_cfg=dict(type='Pretrained', checkpoint=...), "
+                f'but got pretrained={pretrained!r}')
         # ConfigDict: mmseg segmentors read test_cfg.mode as an attribute
         segmentor = ConfigDict(copy.deepcopy(segmentor))
         student_pre = segmentor.pop('data_preprocessor', None)
@@ -785,6 +803,17 @@ class UDASegmentor(BaseSegmentor):
     def eval_segmentor(self) -> nn.Module:
         return (self.student_module
                 if self.eval_model == 'student' else self.teacher)
+
+    @property
+    def out_channels(self) -> int:
+        """Logit channels of the eval segmentor (``SegTTAModel`` reads it)."""
+        return self.eval_segmentor.out_channels
+
+    @property
+    def decode_head(self) -> nn.Module:
+        """The eval segmentor's decode head (``SegTTAModel`` reads its
+        ``threshold`` for binary heads)."""
+        return self.eval_segmentor.decode_head
 
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':

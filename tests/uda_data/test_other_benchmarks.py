@@ -282,18 +282,32 @@ def test_check_data_other_benchmarks(tmp_path, synthia_root, capsys):
 
 
 # ------------------------------------------------- configs/_base_/uda bases
-@pytest.mark.parametrize('bench', ['uda_synthia_to_cityscapes',
-                                   'uda_cityscapes_to_acdc',
-                                   'uda_cityscapes_to_dark_zurich'])
-def test_uda_base_configs_read_demo_trees(tmp_path, bench):
+BENCH_CONFIGS = {
+    # (config, benchmark, crop): the DAFormer-scale bases and the MIC(HRDA)
+    # rows of configs/real at 1024x1024
+    'uda_synthia_to_cityscapes': (
+        '_base_/uda/uda_synthia_to_cityscapes.py', 'synthia', 512),
+    'uda_cityscapes_to_acdc': (
+        '_base_/uda/uda_cityscapes_to_acdc.py', 'acdc', 512),
+    'uda_cityscapes_to_dark_zurich': (
+        '_base_/uda/uda_cityscapes_to_dark_zurich.py', 'dark_zurich', 512),
+    'mic_hrda_synthia2cs': ('real/mic_hrda_synthia2cs.py', 'synthia', 1024),
+    'mic_hrda_cs2acdc': ('real/mic_hrda_cs2acdc.py', 'acdc', 1024),
+    'mic_hrda_cs2darkzurich': (
+        'real/mic_hrda_cs2darkzurich.py', 'dark_zurich', 1024),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BENCH_CONFIGS))
+def test_uda_configs_read_demo_trees(tmp_path, name):
     from mmengine.config import Config
     from test_real_data_configs import make_cityscapes
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'uda',
-                                   f'{bench}.py'))
+    path, bench, crop = BENCH_CONFIGS[name]
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', path))
     ds_cfg = cfg.train_dataloader.dataset
     cs = str(tmp_path / 'cityscapes')
     make_cityscapes(cs, h=64, w=128)
-    if bench == 'uda_synthia_to_cityscapes':
+    if bench == 'synthia':
         other = str(tmp_path / 'synthia')
         make_synthia_demo(other, num=2)
         _tool('synthia').main([other, '--nproc', '1', '--no-stats'])
@@ -303,18 +317,24 @@ def test_uda_base_configs_read_demo_trees(tmp_path, bench):
             type='SubsetIoUMetric', iou_metrics=['mIoU'], subsets='synthia')
     else:
         other = str(tmp_path / 'target')
-        if bench == 'uda_cityscapes_to_acdc':
+        if bench == 'acdc':
             make_acdc_demo(other)
             _tool('acdc').main([other])
         else:
             make_dark_zurich_demo(other)
         ds_cfg.source.data_root, ds_cfg.target.data_root = cs, other
         cfg.val_dataloader.dataset.data_root = other
+        # no rectification margins on ACDC / Dark Zurich (the reference's)
+        assert ds_cfg.target.get('crop_pseudo_margins') is None
+        if crop == 1024:
+            assert cfg.model.mask_mode == 'separate'
+    if crop == 1024 and bench == 'synthia':
+        ds_cfg.target.crop_pseudo_margins = [1, 4, 1, 1]  # tiny frames
     ds_cfg.rare_class_sampling.min_pixels = 10  # tiny demo images
     uda = _build(ds_cfg)
     item = uda[0]
-    assert tuple(item['inputs'].shape) == (3, 512, 512)
-    assert tuple(item['target_inputs'].shape) == (3, 512, 512)
+    assert tuple(item['inputs'].shape) == (3, crop, crop)
+    assert tuple(item['target_inputs'].shape) == (3, crop, crop)
     # source labels are the dataset's train ids (all 19 + 255 at most)
     seg = item['data_samples'].gt_sem_seg.data
     assert set(seg.unique().tolist()) <= set(range(19)) | {255}

@@ -147,10 +147,41 @@ def _reason_keys(message):
     return keys or [message.splitlines()[0][:200]]
 
 
+#: what a config's row is, from the names experiments.py gives it
+#: (name_dataset, name_encoder, name_decoder; predefined files: '?')
+ROW_NAMES = (('benchmark', 'name_dataset'), ('backbone', 'name_encoder'),
+             ('head', 'name_decoder'))
+
+
+def _row_names(src):
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(src)
+    except Exception:  # noqa: BLE001 (the converter reports the load)
+        return {k: '?' for k, _ in ROW_NAMES}
+    return {k: str(cfg.get(key, '?')) for k, key in ROW_NAMES}
+
+
+def breakdown(results):
+    """(kind, name) -> Counter(total, built) over the mission's configs
+    (AdvSeg / MinEnt left out)."""
+    out = collections.OrderedDict()
+    for _, _, res in results:
+        b = blocker(res)
+        if b is not None and b[0] == OUTSIDE_GOAL[0]:
+            continue
+        for kind, _ in ROW_NAMES:
+            c = out.setdefault((kind, res.get(kind, '?')),
+                               collections.Counter())
+            c['total'] += 1
+            c['built'] += b is None
+    return out
+
+
 def check_one(src, dst, built, build=True):
     """Convert, pre-flight and build one config; returns a result dict."""
     from mmplugins.conversion import ConversionError, convert_file
-    res = dict(src=src, stage='converted')
+    res = dict(src=src, stage='converted', **_row_names(src))
     try:
         conv = convert_file(src, dst)
     except ConversionError as e:
@@ -277,7 +308,7 @@ COLUMNS = ('total', 'converted', 'preflight', 'built', 'crash', 'goal',
            'goal_built', 'mission', 'mission_built')
 
 
-def markdown(table, blockers, total, argv):
+def markdown(table, blockers, total, argv, rows=None):
     cols = COLUMNS[:7]
     md = ['| repo / paper id | configs | converted | pass pre-flight | '
           'build | crash | in goal | in goal: build |',
@@ -294,6 +325,14 @@ def markdown(table, blockers, total, argv):
     for (cat, detail), n in sorted(blockers.items(),
                                    key=lambda kv: (-kv[1], kv[0])):
         md.append(f'| {cat} | `{detail}` | {n} |')
+    if rows:
+        md += ['', "The mission's configs by benchmark, backbone and head "
+               "(the names experiments.py gives them; '?': a predefined "
+               'file):', '', '| by | name | configs | build |',
+               '|---|---|---|---|']
+        for (kind, name), c in sorted(rows.items()):
+            md.append(f"| {kind} | `{name}` | {c['total']} | "
+                      f"{c['built']} |")
     md += ['', f"`python bench/reference_sweep.py {' '.join(argv)}`"]
     return md
 
@@ -361,8 +400,9 @@ def main(argv=None):
     total = collections.Counter()
     for row in table.values():
         total.update(row)
+    rows = breakdown(results)
     md = markdown(table, blockers, total, sys.argv[1:] if argv is None
-                  else list(argv))
+                  else list(argv), rows)
     print(f'\n{len(built)} distinct models built, {time.time() - t0:.0f} s')
     if args.out_dir:
         from _common import write_results
@@ -374,8 +414,11 @@ def main(argv=None):
                       for (c, d), n in blockers.most_common()],
             configs=[dict(repo=n, id=g, src=osp.relpath(r['src'], refs[n])
                           if r.get('src') else None, stage=r['stage'],
-                          reasons=r.get('reasons', []))
+                          reasons=r.get('reasons', []),
+                          **{k: r.get(k, '?') for k, _ in ROW_NAMES})
                      for n, g, r in results],
+            breakdown=[dict(by=k, name=nm, **c)
+                       for (k, nm), c in rows.items()],
             distinct_models_built=len(built),
             seconds=round(time.time() - t0)), md, args.out_dir)
     else:

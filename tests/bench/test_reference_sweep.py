@@ -30,7 +30,8 @@ def generate_experiment_cfgs(id):
             model['backbone']['extra'] = 1
         cfgs.append(dict(_base_=['_base_/dacs.py'], seed=seed, model=model,
                          name=f'x{id}_{backbone}_s{seed}', exp=id,
-                         n_gpus=1))
+                         n_gpus=1, name_dataset='gta2cs',
+                         name_encoder=backbone, name_decoder='daformer'))
     if id == 2:
         raise RuntimeError('no such id')
     return cfgs
@@ -79,6 +80,11 @@ def test_sweep_counts_and_blockers(tmp_path, monkeypatch):
     assert gen.git_rev and gen.work_dir.endswith('x1_mit_b0_s1_001')
     md = (out / 'reference_sweep.md').read_text()
     assert '| MIC exp1 | 3 | 2 | 2 | 2 | 0 | 2 | 2 |' in md
+    by = {(b['by'], b['name']): (b['total'], b['built'])
+          for b in data['breakdown']}
+    assert by[('backbone', 'mit_b0')] == (2, 2)
+    assert by[('backbone', 'HRNet')] == (1, 0)
+    assert by[('benchmark', 'gta2cs')][0] == 3
 
 
 def test_generated_values_load_back(tmp_path):

@@ -250,8 +250,14 @@ def losses_per_run(work_dir: str, key: str = 'loss') -> List[Dict[int, float]]:
 def prewarm() -> None:
     """Import the whole stack once in this process, so that the forked runs
     of :func:`train_forked` start in a second instead of 10-30 s."""
+    import cv2
     import torch
     torch.set_num_threads(1)
+    # OpenCV's worker pool is not fork-safe: once an earlier test of this
+    # process ran a parallel cv2 op (e.g. mmseg's inference_model), a forked
+    # child hangs in the Runner's cv2.setNumThreads(0) on the pool's lock.
+    # Shut the pool down here, in the parent, before any fork.
+    cv2.setNumThreads(0)
     if osp.join(REPO, 'tools') not in sys.path:
         sys.path.insert(0, osp.join(REPO, 'tools'))
     import train  # noqa: F401  tools/train.py
@@ -286,6 +292,11 @@ def train_forked(config: str, work_dir: str, resume: bool = False,
     if pid == 0:  # child: never returns
         code = 1
         try:
+            # the Runner calls cv2.setNumThreads(0) (mmengine's mp_cfg): on
+            # the pool state inherited from the parent (stopped in prewarm)
+            # that hangs in pthread_cond_destroy; the count is 0 already
+            import cv2
+            cv2.setNumThreads = lambda n: None
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
